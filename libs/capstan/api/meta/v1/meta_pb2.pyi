@@ -527,3 +527,37 @@ class DeleteRequest(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__grace_period_seconds) -> _WhichOneofReturnType__grace_period_seconds | None: ...
 
 Global___DeleteRequest: _TypeAlias = DeleteRequest  # noqa: Y015
+
+@_typing.final
+class DeleteOptions(_message.Message):
+    """DeleteOptions is the body of a delete that is not addressed by a
+    DeleteRequest, such as a pod Eviction (Kubernetes meta/v1 DeleteOptions).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GRACE_PERIOD_SECONDS_FIELD_NUMBER: _builtins.int
+    PRECONDITIONS_FIELD_NUMBER: _builtins.int
+    PROPAGATION_POLICY_FIELD_NUMBER: _builtins.int
+    grace_period_seconds: _builtins.int
+    """Overrides the object's own grace period (pods); 0 deletes at once."""
+    propagation_policy: _builtins.str
+    """Orphan, Background (default) or Foreground."""
+    @_builtins.property
+    def preconditions(self) -> Global___Preconditions: ...
+    def __init__(
+        self,
+        *,
+        grace_period_seconds: _builtins.int | None = ...,
+        preconditions: Global___Preconditions | None = ...,
+        propagation_policy: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_grace_period_seconds", b"_grace_period_seconds", "grace_period_seconds", b"grace_period_seconds", "preconditions", b"preconditions"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_grace_period_seconds", b"_grace_period_seconds", "grace_period_seconds", b"grace_period_seconds", "preconditions", b"preconditions", "propagation_policy", b"propagation_policy"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__grace_period_seconds: _TypeAlias = _typing.Literal["grace_period_seconds"]  # noqa: Y015
+    _WhichOneofArgType__grace_period_seconds: _TypeAlias = _typing.Literal["_grace_period_seconds", b"_grace_period_seconds"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__grace_period_seconds) -> _WhichOneofReturnType__grace_period_seconds | None: ...
+
+Global___DeleteOptions: _TypeAlias = DeleteOptions  # noqa: Y015
