@@ -79,9 +79,7 @@ class InvalidError(ApiError):
     reason = "Invalid"
 
     @classmethod
-    def for_object(
-        cls, kind: str, name: str, violations: Iterable[FieldViolation]
-    ) -> InvalidError:
+    def for_object(cls, kind: str, name: str, violations: Iterable[FieldViolation]) -> InvalidError:
         vs = list(violations)
         listed = "; ".join(str(v) for v in vs)
         return cls(
@@ -195,9 +193,7 @@ _BY_CODE: dict[grpc.StatusCode, type[ApiError]] = {
 }
 
 
-def from_status_details(
-    code: grpc.StatusCode, message: str, details_bin: bytes | None
-) -> ApiError:
+def from_status_details(code: grpc.StatusCode, message: str, details_bin: bytes | None) -> ApiError:
     """Rebuild the ApiError a server sent (code, message, grpc-status-details-bin)."""
     cls: type[ApiError] = _BY_CODE.get(code, InternalError)
     violations: list[FieldViolation] = []
@@ -213,9 +209,7 @@ def from_status_details(
             elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
                 bad = error_details_pb2.BadRequest()
                 detail.Unpack(bad)
-                violations = [
-                    FieldViolation(v.field, v.description) for v in bad.field_violations
-                ]
+                violations = [FieldViolation(v.field, v.description) for v in bad.field_violations]
     err = cls(message, violations=violations, metadata=metadata)
     return err
 

@@ -1,0 +1,1 @@
+"""capstan-apiserver: the only component that touches storage; serves every kind over gRPC."""

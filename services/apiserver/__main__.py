@@ -1,0 +1,93 @@
+"""capstan-apiserver command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from capstan import logs
+from capstan.grpc_server import TLSConfig
+
+from apiserver.server import Config, run
+
+
+def parse_args(argv: Sequence[str] | None = None) -> tuple[Config, argparse.Namespace]:
+    p = argparse.ArgumentParser(
+        prog="capstan-apiserver",
+        description="Serve the capstan API over gRPC; the only component that touches storage.",
+    )
+    p.add_argument(
+        "--listen",
+        action="append",
+        metavar="ADDR",
+        help="host:port or unix:///path to serve on (repeatable; default 127.0.0.1:6443)",
+    )
+    p.add_argument(
+        "--store",
+        default="sqlite:///var/lib/capstan/apiserver/state.db",
+        help="sqlite:///path.db (embedded, one apiserver) or etcd://host:port[,host:port...]",
+    )
+    p.add_argument("--service-cidr", default="10.96.0.0/12", help="cluster IP range")
+    p.add_argument("--node-port-range", default="30000-32767", help="NodePort range")
+    p.add_argument("--tls-cert-file", help="server certificate (PEM)")
+    p.add_argument("--tls-key-file", help="server private key (PEM)")
+    p.add_argument("--client-ca-file", help="require client certificates signed by this CA")
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="serve plaintext on TCP addresses (unix sockets are always plaintext)",
+    )
+    p.add_argument(
+        "--metrics-listen",
+        default="127.0.0.1:9090",
+        help="host:port for /metrics, /healthz, /readyz ('' disables)",
+    )
+    p.add_argument("--log-format", choices=["auto", "console", "json"], default="auto")
+    p.add_argument("--log-level", default="info")
+    args = p.parse_args(argv)
+    tls = None
+    if args.tls_cert_file or args.tls_key_file:
+        if not (args.tls_cert_file and args.tls_key_file):
+            p.error("--tls-cert-file and --tls-key-file go together")
+        tls = TLSConfig(args.tls_cert_file, args.tls_key_file, args.client_ca_file)
+    elif args.client_ca_file:
+        p.error("--client-ca-file needs --tls-cert-file and --tls-key-file")
+    listen = args.listen or ["127.0.0.1:6443"]
+    if tls is None and not args.insecure and any(not a.startswith("unix:") for a in listen):
+        p.error("no TLS certificate given: pass --tls-cert-file/--tls-key-file, or --insecure")
+    if args.store.startswith("sqlite://"):
+        path = args.store.removeprefix("sqlite://").split("?")[0]
+        if path.startswith("/"):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    config = Config(
+        listen=listen,
+        store=args.store,
+        service_cidr=args.service_cidr,
+        node_port_range=args.node_port_range,
+        tls=tls,
+        metrics_listen=args.metrics_listen,
+    )
+    return config, args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config, args = parse_args(argv)
+    logs.configure(args.log_format, args.log_level)
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run(config, stop)
+
+    asyncio.run(serve())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""Assembles the apiserver: store, watch caches, one registry per kind, admission, the
+gRPC server, metrics, and the background duties (bookmarks, compaction, allocation repair).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import structlog
+from capstan.api.core.v1 import core_pb2
+from capstan.apierrors import AlreadyExistsError
+from capstan.grpc_server import GrpcServer, TLSConfig
+from capstan.machinery.kinds import KINDS
+from capstan.metrics import MetricsServer
+from capstan.store import Store, open_store
+from capstan.store.sqlite import SqliteStore
+
+from apiserver.allocators import ServiceAllocation
+from apiserver.grpc_api import kind_handler
+from apiserver.registry import Admission, Registry
+from apiserver.strategy import strategy_for
+from apiserver.subresources import Subresources
+from apiserver.watch_cache import CacheSet
+
+log = structlog.get_logger(__name__)
+
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+@dataclass
+class Config:
+    listen: list[str] = field(default_factory=lambda: ["127.0.0.1:6443"])
+    store: str = "sqlite:///var/lib/capstan/apiserver/state.db"
+    service_cidr: str = "10.96.0.0/12"
+    node_port_range: str = "30000-32767"
+    tls: TLSConfig | None = None
+    metrics_listen: str = "127.0.0.1:9090"
+    bookmark_interval: float = 10.0
+    # etcd only: compact history older than this (SQLite compacts itself).
+    compaction_interval: float = 300.0
+    repair_interval: float = 600.0
+    shutdown_grace: float = 5.0
+
+
+class ApiServer:
+    def __init__(self, config: Config, store: Store) -> None:
+        self.config = config
+        self.store = store
+        kinds = list(KINDS)
+        self.caches = CacheSet(store, kinds)
+        self.allocation = ServiceAllocation(store, config.service_cidr, config.node_port_range)
+        self.registries: dict[str, Registry] = {}
+        namespaces = Registry(KINDS[0], store, self.caches, strategy_for(KINDS[0]))
+        assert namespaces.kind.kind == "Namespace"
+        self.registries["Namespace"] = namespaces
+        for kind in kinds[1:]:
+            admission: list[Admission] = [self.allocation] if kind.kind == "Service" else []
+            self.registries[kind.kind] = Registry(
+                kind,
+                store,
+                self.caches,
+                strategy_for(kind),
+                admission=admission,
+                namespaces=namespaces,
+            )
+        self.subresources = Subresources(self.registries)
+        handlers = [kind_handler(k, self.registries[k.kind], self.subresources) for k in kinds]
+        self.grpc = GrpcServer(config.listen, handlers, [k.service for k in kinds], config.tls)
+        host, _, port = config.metrics_listen.rpartition(":")
+        self.metrics = (
+            MetricsServer(host or "127.0.0.1", int(port), ready=self.caches.ready.is_set)
+            if config.metrics_listen
+            else None
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @classmethod
+    async def open(cls, config: Config) -> ApiServer:
+        return cls(config, await open_store(config.store))
+
+    async def start(self) -> None:
+        self.caches.start()
+        await self.caches.wait_ready(timeout=60)
+        await self.bootstrap()
+        await self.grpc.start()
+        await self.grpc.set_serving(True)
+        if self.metrics is not None:
+            await self.metrics.start()
+        self._every(self.config.bookmark_interval, self._bookmarks)
+        if not isinstance(self.store, SqliteStore):
+            self._every(self.config.compaction_interval, self._compactor())
+        self._every(self.config.repair_interval, self._repair)
+        log.info("apiserver serving", listen=self.config.listen, store=self.config.store)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        # End every watch cleanly (status OK) before the server stops accepting.
+        await self.caches.stop()
+        await self.grpc.stop(self.config.shutdown_grace)
+        await self.subresources.close()
+        if self.metrics is not None:
+            await self.metrics.stop()
+        await self.store.close()
+
+    async def bootstrap(self) -> None:
+        """The namespaces every cluster has, and the kubernetes Service in default."""
+        for name in SYSTEM_NAMESPACES:
+            ns = core_pb2.Namespace()
+            ns.metadata.name = name
+            with contextlib.suppress(AlreadyExistsError):
+                await self.registries["Namespace"].create(ns)
+        svc = core_pb2.Service()
+        svc.metadata.name = "kubernetes"
+        svc.metadata.namespace = "default"
+        svc.metadata.labels.update({"component": "apiserver", "provider": "kubernetes"})
+        svc.spec.cluster_ip = self.allocation.ips.range.item(0)
+        port = svc.spec.ports.add(name="https", port=443, protocol="TCP")
+        port.target_port.number_value = 6443
+        with contextlib.suppress(AlreadyExistsError):
+            await self.registries["Service"].create(svc)
+
+    def _every(self, seconds: float, fn: Callable[[], Awaitable[None]]) -> None:
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(seconds)
+                try:
+                    await fn()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("periodic task failed", task=getattr(fn, "__name__", "?"))
+
+        self._tasks.append(asyncio.create_task(loop()))
+
+    async def _bookmarks(self) -> None:
+        self.caches.send_bookmarks()
+
+    def _compactor(self) -> Callable[[], Awaitable[None]]:
+        """Compact etcd to the revision seen one interval ago, as Kubernetes does, so a
+        client that fell behind by less than one interval can still resume its watch."""
+        previous = 0
+
+        async def compact() -> None:
+            nonlocal previous
+            current = await self.store.current_revision()
+            if previous:
+                await self.store.compact(previous)
+            previous = current
+
+        return compact
+
+    async def _repair(self) -> None:
+        released = await self.allocation.repair(self.registries["Service"].kind, self.store)
+        if released:
+            log.warning("released leaked service allocations", count=released)
+
+
+async def run(config: Config, stop: asyncio.Event) -> None:
+    server = await ApiServer.open(config)
+    try:
+        await server.start()
+        await stop.wait()
+    finally:
+        await server.stop()
