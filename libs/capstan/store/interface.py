@@ -160,8 +160,9 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def compact(self, revision: int) -> None:
         """Forget history before revision (etcd semantics): afterwards a range at a
-        revision < revision, or a watch with after_revision < revision, raises
-        CompactedError. The state at revision itself stays readable."""
+        revision < revision, or a watch with after_revision < revision - 1 (one that would
+        need an event older than revision), raises CompactedError. The state at revision
+        itself stays readable and events from revision on stay replayable."""
 
     @abc.abstractmethod
     async def close(self) -> None:
