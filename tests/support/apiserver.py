@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from apiserver.server import ApiServer, Config
 from capstan.grpc_server import channel_options
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from tests.support.etcd import free_port
 
 
@@ -94,9 +94,7 @@ async def apiserver_process(
             *extra_args,
             stdout=log, stderr=log, env={**os.environ},
         )  # fmt: skip
-    running = RunningApiserver(
-        address, store_url, process=process, metrics_port=metrics_port
-    )
+    running = RunningApiserver(address, store_url, process=process, metrics_port=metrics_port)
     try:
         await wait_healthy(address)
         yield running
