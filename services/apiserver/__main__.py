@@ -56,6 +56,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Config, argparse.Name
         tls = TLSConfig(args.tls_cert_file, args.tls_key_file, args.client_ca_file)
     elif args.client_ca_file:
         p.error("--client-ca-file needs --tls-cert-file and --tls-key-file")
+    if tls is not None:
+        _check_pem_files(p, tls)
     listen = args.listen or ["127.0.0.1:6443"]
     if tls is None and not args.insecure and any(not a.startswith("unix:") for a in listen):
         p.error("no TLS certificate given: pass --tls-cert-file/--tls-key-file, or --insecure")
@@ -72,6 +74,25 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Config, argparse.Name
         metrics_listen=args.metrics_listen,
     )
     return config, args
+
+
+def _check_pem_files(p: argparse.ArgumentParser, tls: TLSConfig) -> None:
+    """Fail at the command line, naming the flag and file: grpc would only say "Failed to
+    bind" (not PEM) or raise a traceback (unreadable file) once the server starts."""
+    files = (
+        ("--tls-cert-file", tls.cert_file),
+        ("--tls-key-file", tls.key_file),
+        ("--client-ca-file", tls.client_ca_file),
+    )
+    for flag, path in files:
+        if path is None:
+            continue
+        try:
+            data = Path(path).read_bytes()
+        except OSError as e:
+            p.error(f"{flag}: cannot read {path}: {e.strerror}")
+        if b"-----BEGIN " not in data:
+            p.error(f"{flag}: {path} is not a PEM file")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -26,13 +26,19 @@ def parse(cls: type[M], data: bytes) -> M:
         msg = cls.FromString(data)
     except DecodeError as e:
         raise BadRequestError(f"request is not a valid {cls.DESCRIPTOR.full_name}: {e}") from None
-    _reject_unknown(msg, cls.DESCRIPTOR.full_name)
+    # Fast check: dropping unknown fields changes the size only if there were any; the
+    # walk that names them runs on that rare error path alone.
+    size = msg.ByteSize()
+    msg.DiscardUnknownFields()
+    if msg.ByteSize() != size:
+        _reject_unknown(cls.FromString(data), cls.DESCRIPTOR.full_name)
     return msg
 
 
 def _reject_unknown(msg: Message, path: str) -> None:
     """Fields this server does not know are an error, never silently stored: check the
-    message and its direct sub-messages (where a wrong message type shows up)."""
+    message and every message inside it (a wrong message type, or a client built from a
+    newer proto, shows up at any depth; stored bytes must hold only fields we define)."""
     unknown = UnknownFieldSet(msg)
     if len(unknown):
         numbers = sorted({f.field_number for f in cast(Iterable[Any], unknown)})
@@ -40,8 +46,16 @@ def _reject_unknown(msg: Message, path: str) -> None:
             f"{path}: unknown field number(s) {numbers}: is the request of another type?"
         )
     for field, value in msg.ListFields():
-        if field.message_type is not None and not field.is_repeated:
-            sub = UnknownFieldSet(value)
-            if len(sub):
-                numbers = sorted({f.field_number for f in cast(Iterable[Any], sub)})
-                raise BadRequestError(f"{path}.{field.name}: unknown field number(s) {numbers}")
+        sub_type = field.message_type
+        if sub_type is None:
+            continue
+        sub_path = f"{path}.{field.name}"
+        if sub_type.GetOptions().map_entry:
+            if sub_type.fields_by_name["value"].message_type is not None:
+                for key, item in value.items():
+                    _reject_unknown(item, f"{sub_path}[{key}]")
+        elif field.is_repeated:
+            for i, item in enumerate(value):
+                _reject_unknown(item, f"{sub_path}[{i}]")
+        else:
+            _reject_unknown(value, sub_path)

@@ -8,9 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from capstan.api.meta.v1 import meta_pb2
+from capstan.apierrors import BadRequestError
 from capstan.machinery.kinds import Kind
 from capstan.store import KeyValue
 from google.protobuf.message import Message
+
+from apiserver.grpc_parse import MAX_OBJECT_BYTES
 
 
 def kind_prefix(kind: Kind) -> str:
@@ -40,16 +43,24 @@ class Stored:
 
 
 def encode_for_store(obj: Message) -> bytes:
-    """Objects are stored without resource_version: the store's mod revision is the truth."""
+    """Objects are stored without resource_version: the store's mod revision is the truth.
+
+    The size limit is checked here as well as on the request: the fields the server adds
+    (uid, timestamps, defaults) can push an object just under the limit over it, which
+    etcd would refuse with an opaque error and SQLite would store."""
     meta = obj.metadata  # type: ignore[attr-defined]
     rv = meta.resource_version
-    if not rv:
-        return obj.SerializeToString()
     meta.resource_version = ""
     try:
-        return obj.SerializeToString()
+        data = obj.SerializeToString()
     finally:
         meta.resource_version = rv
+    if len(data) > MAX_OBJECT_BYTES:
+        raise BadRequestError(
+            f"object is too large: {len(data)} bytes once stored, limit is {MAX_OBJECT_BYTES}",
+            metadata={"limit": str(MAX_OBJECT_BYTES)},
+        )
+    return data
 
 
 def decode(kind: Kind, kv: KeyValue, revision: int | None = None) -> Stored:

@@ -14,7 +14,7 @@ import json
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from capstan.api.meta.v1 import meta_pb2
@@ -34,6 +34,7 @@ from capstan.machinery.validation import generate_name
 from capstan.machinery.violations import FieldViolation
 from capstan.store import (
     CompactedError,
+    FutureRevisionError,
     KeyExistsError,
     KeyNotFoundError,
     KeyValue,
@@ -46,7 +47,7 @@ from apiserver import objects
 from apiserver.filters import build_filter
 from apiserver.objects import Stored
 from apiserver.strategy import Strategy
-from apiserver.watch_cache import CacheSet, WatchCache
+from apiserver.watch_cache import CacheSet, WatchCache, Watcher
 
 Undo = Callable[[], Awaitable[None]]
 # How often an unconditional write retries after losing a race.
@@ -82,13 +83,13 @@ def parse_resource_version(value: str, what: str = "resourceVersion") -> int | N
     """'' and '0' mean 'any'; anything else must be a positive integer."""
     if value in ("", "0"):
         return None
-    try:
-        rv = int(value)
-    except ValueError:
-        raise BadRequestError(f"invalid {what}: {value!r} is not a number") from None
-    if rv < 0:
+    if value.startswith("-") and value[1:].isascii() and value[1:].isdigit():
         raise BadRequestError(f"invalid {what}: {value!r} is negative")
-    return rv
+    # ASCII digits only, like Kubernetes' ParseUint: int() would also take " 7", "+7", "1_0"
+    # and non-ASCII digits.
+    if not (value.isascii() and value.isdigit()):
+        raise BadRequestError(f"invalid {what}: {value!r} is not a number")
+    return int(value)
 
 
 def _fingerprint(obj: Any, has_status: bool) -> bytes:
@@ -99,6 +100,18 @@ def _fingerprint(obj: Any, has_status: bool) -> bytes:
     if has_status:
         c.ClearField("status")
     return bytes(c.SerializeToString(deterministic=True))
+
+
+def _unchanged(new: Any, old: Any) -> bool:
+    """Whether a write would change nothing. new never carries a resource_version, old
+    (decoded from the store) always does, so compare with old's set aside; an unchanged
+    write is skipped so that it does not bump the resource version (as in Kubernetes)."""
+    rv = old.metadata.resource_version
+    old.metadata.resource_version = new.metadata.resource_version
+    try:
+        return bool(new == old)
+    finally:
+        old.metadata.resource_version = rv
 
 
 def _copy(obj: Any) -> Any:
@@ -151,20 +164,21 @@ class Registry:
         return kv
 
     async def _check_namespace(self, namespace: str) -> None:
-        """Objects may be created only in a namespace that exists and is not terminating."""
+        """Objects may be created only in a namespace that exists and is not terminating.
+
+        Read from the store, not the watch cache: with several apiservers the cache can
+        lag a namespace deletion made through another one by a few milliseconds, and a
+        create that follows the deletion must see it (one key read per create)."""
         if self.namespaces is None or not self.kind.namespaced:
             return
         key = objects.object_key(self.namespaces.kind, "", namespace)
-        cached = self.namespaces.cache.objects.get(key)
-        ns = cached.obj if cached is not None else None
-        if ns is None:
-            kv = await self.store.get(key)
-            if kv is None:
-                raise NotFoundError(
-                    f'namespaces "{namespace}" not found',
-                    metadata={"resource": "namespaces", "name": namespace},
-                )
-            ns = objects.decode(self.namespaces.kind, kv).obj
+        kv = await self.store.get(key)
+        if kv is None:
+            raise NotFoundError(
+                f'namespaces "{namespace}" not found',
+                metadata={"resource": "namespaces", "name": namespace},
+            )
+        ns = objects.decode(self.namespaces.kind, kv).obj
         if ns.metadata.HasField("deletion_timestamp") or ns.status.phase == "Terminating":
             raise ForbiddenError(
                 f"{self.kind.resource} is forbidden: unable to create new content in namespace "
@@ -220,6 +234,15 @@ class Registry:
         if violations:
             raise self._invalid(obj, violations)
         await self._check_namespace(meta.namespace)
+        # A taken name fails before admission allocates anything (a cluster IP, node
+        # ports): no allocate-and-release writes, and AlreadyExists rather than a
+        # misleading "IP already allocated". A race past this check is undone below.
+        if (
+            self.admission
+            and not generated
+            and await self.store.get(objects.object_key(kind, meta.namespace, meta.name))
+        ):
+            raise AlreadyExistsError.for_object(kind.resource, meta.name)
         undos = await self._admit_create(obj)
         try:
             for attempt in range(3):
@@ -240,8 +263,14 @@ class Registry:
 
     # --------------------------------------------------------------------- get
     async def get(self, namespace: str, name: str) -> Stored:
-        kv = await self._current(self._key(namespace, name), name)
-        return objects.decode(self.kind, kv)
+        """A consistent read served from the watch cache once it has caught up with the
+        store (no decode, no re-encode: the cached bytes go out as they are)."""
+        key = self._key(namespace, name)
+        await self.caches.wait_consistent()
+        stored = self.cache.objects.get(key)
+        if stored is None:
+            raise self._not_found(name)
+        return stored
 
     # -------------------------------------------------------------------- list
     async def list(self, opts: meta_pb2.ListOptions) -> bytes:
@@ -297,6 +326,11 @@ class Registry:
                 "The provided continue parameter is too old to display a consistent list "
                 "result. You can start a new list without the continue parameter."
             ) from None
+        except FutureRevisionError:
+            # No list of this store made the token: a forged or foreign one.
+            raise BadRequestError(
+                f"invalid continue token: revision {revision} is newer than the store's"
+            ) from None
         token = _encode_continue(revision, last_key) if more else ""
         return objects.encode_list(items, revision, token)
 
@@ -317,9 +351,7 @@ class Registry:
                 raise conflict(kind, name)
             old = objects.decode(kind, kv).obj
             new = self._merge_status(obj, old) if status_only else self._merge_spec(obj, old)
-            if new.SerializeToString(deterministic=True) == old.SerializeToString(
-                deterministic=True
-            ):
+            if _unchanged(new, old):
                 return objects.decode(kind, kv)
             undos = [] if status_only else await self._admit_update(new, old)
             try:
@@ -348,7 +380,9 @@ class Registry:
         new = _copy(obj)
         meta, old_meta = new.metadata, old.metadata
         meta.namespace = old_meta.namespace
-        meta.uid = old_meta.uid
+        # Like Kubernetes: the stored uid if none is given; a different one is refused by
+        # validation (metadata.uid is immutable), never silently replaced.
+        meta.uid = meta.uid or old_meta.uid
         meta.creation_timestamp.CopyFrom(old_meta.creation_timestamp)
         meta.generation = old_meta.generation
         meta.resource_version = ""
@@ -356,6 +390,7 @@ class Registry:
         _copy_optional_meta(meta, old_meta)
         if kind.has_status:
             new.status.CopyFrom(old.status)
+        self.strategy.prepare_update(new, old)
         default_object(kind.kind, new)
         violations = validate_object(kind.kind, new, old)
         if violations:
@@ -398,6 +433,8 @@ class Registry:
                 violations = validate_object(kind.kind, new, old)
                 if violations:
                     raise self._invalid(new, violations)
+            if _unchanged(new, old):
+                return objects.decode(kind, kv)
             if _fingerprint(new, kind.has_status) != _fingerprint(old, kind.has_status):
                 new.metadata.generation = old.metadata.generation + 1
             try:
@@ -483,7 +520,8 @@ class Registry:
         raise conflict(kind, name)
 
     # ------------------------------------------------------------------- watch
-    async def watch(self, opts: meta_pb2.ListOptions) -> AsyncIterator[bytes]:
+    async def open_watch(self, opts: meta_pb2.ListOptions) -> tuple[Watcher, float]:
+        """Register a watch; returns the watcher and how long it may run."""
         flt = build_filter(self.kind, opts.namespace, opts.label_selector, opts.field_selector)
         after = parse_resource_version(opts.resource_version)
         if after is not None and after > self.caches.revision:
@@ -498,11 +536,16 @@ class Registry:
         )
         # Like Kubernetes' min-request-timeout: end long watches at a random point so
         # clients reconnect (and rebalance across apiservers) spread out in time.
-        timeout = opts.timeout_seconds or random.uniform(1800, 3600)
+        return watcher, float(opts.timeout_seconds or random.uniform(1800, 3600))
+
+    async def watch(
+        self, opts: meta_pb2.ListOptions, write: Callable[[bytes], Awaitable[None]]
+    ) -> None:
+        """Stream encoded watch events to write until the watch ends (OK on timeout)."""
+        watcher, timeout = await self.open_watch(opts)
         try:
             async with asyncio.timeout(timeout):
-                async for data in watcher.events():
-                    yield data
+                await watcher.pump(write)
         except TimeoutError:
             return
         finally:

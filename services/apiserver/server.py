@@ -8,10 +8,11 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 from capstan.api.core.v1 import core_pb2
-from capstan.apierrors import AlreadyExistsError
+from capstan.apierrors import AlreadyExistsError, InvalidError, NotFoundError
 from capstan.grpc_server import GrpcServer, TLSConfig
 from capstan.machinery.kinds import KINDS
 from capstan.metrics import MetricsServer
@@ -43,6 +44,11 @@ class Config:
     compaction_interval: float = 300.0
     repair_interval: float = 600.0
     shutdown_grace: float = 5.0
+    # Events of history each kind's watch cache keeps for watches that resume from a
+    # resource version (Kubernetes' --default-watch-cache-size).
+    watch_cache_size: int = 20000
+    # Undelivered events a watch may queue before it is cut off (RESOURCE_EXHAUSTED).
+    watch_max_backlog: int = 10000
 
 
 class ApiServer:
@@ -50,7 +56,9 @@ class ApiServer:
         self.config = config
         self.store = store
         kinds = list(KINDS)
-        self.caches = CacheSet(store, kinds)
+        self.caches = CacheSet(
+            store, kinds, window=config.watch_cache_size, max_backlog=config.watch_max_backlog
+        )
         self.allocation = ServiceAllocation(store, config.service_cidr, config.node_port_range)
         self.registries: dict[str, Registry] = {}
         namespaces = Registry(KINDS[0], store, self.caches, strategy_for(KINDS[0]))
@@ -101,9 +109,14 @@ class ApiServer:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        # End every watch cleanly (status OK) before the server stops accepting.
+        # Refuse new calls first (health NOT_SERVING, then grpc's stop), so no watch can
+        # register after the next step; then end every open watch cleanly (status OK,
+        # as Kubernetes does) while grpc lets in-flight calls finish within the grace.
+        await self.grpc.set_serving(False)
+        stopping = asyncio.create_task(self.grpc.stop(self.config.shutdown_grace))
+        await asyncio.sleep(0)
         await self.caches.stop()
-        await self.grpc.stop(self.config.shutdown_grace)
+        await stopping
         await self.subresources.close()
         if self.metrics is not None:
             await self.metrics.stop()
@@ -114,8 +127,7 @@ class ApiServer:
         for name in SYSTEM_NAMESPACES:
             ns = core_pb2.Namespace()
             ns.metadata.name = name
-            with contextlib.suppress(AlreadyExistsError):
-                await self.registries["Namespace"].create(ns)
+            await self._ensure(self.registries["Namespace"], ns)
         svc = core_pb2.Service()
         svc.metadata.name = "kubernetes"
         svc.metadata.namespace = "default"
@@ -123,8 +135,22 @@ class ApiServer:
         svc.spec.cluster_ip = self.allocation.ips.range.item(0)
         port = svc.spec.ports.add(name="https", port=443, protocol="TCP")
         port.target_port.number_value = 6443
-        with contextlib.suppress(AlreadyExistsError):
-            await self.registries["Service"].create(svc)
+        await self._ensure(self.registries["Service"], svc)
+
+    @staticmethod
+    async def _ensure(registry: Registry, obj: Any) -> None:
+        """Create obj unless it exists. Looked up first because admission runs before the
+        store's create: on a restart, re-creating the kubernetes Service fails its cluster
+        IP allocation (the existing Service holds the IP) with Invalid, not AlreadyExists."""
+        meta = obj.metadata
+        with contextlib.suppress(NotFoundError):
+            await registry.get(meta.namespace, meta.name)
+            return
+        try:
+            await registry.create(obj)
+        except (AlreadyExistsError, InvalidError):
+            # Another apiserver replica created it in between; anything else is real.
+            await registry.get(meta.namespace, meta.name)
 
     def _every(self, seconds: float, fn: Callable[[], Awaitable[None]]) -> None:
         async def loop() -> None:

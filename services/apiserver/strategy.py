@@ -21,6 +21,10 @@ class Strategy:
         if self.kind.has_status and self.kind.reset_status_on_create:
             obj.ClearField("status")
 
+    def prepare_update(self, new: Any, old: Any) -> None:
+        """Adjust an Update before defaulting and validation (server-owned fields are
+        already restored from old)."""
+
     def grace_period(self, obj: Any, requested: int | None) -> int:
         """Seconds the deletion is delayed (0 = remove now unless finalizers hold it)."""
         if requested is not None and requested < 0:
@@ -68,6 +72,41 @@ class NamespaceStrategy(Strategy):
         obj.status.phase = "Terminating"
 
 
+class ServiceStrategy(Strategy):
+    def prepare_update(self, new: Any, old: Any) -> None:
+        """Kubernetes' dropTypeDependentFields: when the type changes to one that no longer
+        uses an allocated or defaulted field, and the client sent that field back
+        unchanged (as `kubectl edit` of the type alone does), clear it rather than
+        refuse the update; the allocator then releases what the Service no longer holds."""
+        spec, old_spec = new.spec, old.spec
+        same_ips = spec.cluster_ip == old_spec.cluster_ip and list(spec.cluster_ips) == list(
+            old_spec.cluster_ips
+        )
+        if old_spec.type != "ExternalName" and spec.type == "ExternalName":
+            if same_ips:
+                spec.cluster_ip = ""
+                del spec.cluster_ips[:]
+            if list(spec.ip_families) == list(old_spec.ip_families):
+                del spec.ip_families[:]
+            if spec.ip_family_policy == old_spec.ip_family_policy:
+                spec.ClearField("ip_family_policy")
+        node_port_types = ("NodePort", "LoadBalancer")
+        if old_spec.type in node_port_types and spec.type not in node_port_types:
+            if [p.node_port for p in spec.ports] == [p.node_port for p in old_spec.ports]:
+                for p in spec.ports:
+                    p.node_port = 0
+            if spec.health_check_node_port == old_spec.health_check_node_port:
+                spec.health_check_node_port = 0
+            if spec.external_traffic_policy == old_spec.external_traffic_policy:
+                spec.external_traffic_policy = ""
+        if spec.type != "LoadBalancer":
+            spec.ClearField("allocate_load_balancer_node_ports")
+            if old_spec.type == "LoadBalancer" and spec.load_balancer_class == (
+                old_spec.load_balancer_class
+            ):
+                spec.ClearField("load_balancer_class")
+
+
 class PhaseStrategy(Strategy):
     """Kinds that start in a phase (PersistentVolume, PersistentVolumeClaim)."""
 
@@ -103,6 +142,8 @@ def strategy_for(kind: Kind) -> Strategy:
         return PodStrategy(kind)
     if kind.kind == "Namespace":
         return NamespaceStrategy(kind)
+    if kind.kind == "Service":
+        return ServiceStrategy(kind)
     if kind.kind == "PersistentVolume":
         return PhaseStrategy(kind, "Pending")
     if kind.kind == "PersistentVolumeClaim":

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import structlog
@@ -108,12 +108,14 @@ class Watcher:
             self.cache.watchers.discard(self)
             self.wakeup.set()
 
-    async def events(self) -> AsyncIterator[bytes]:
-        """Encoded events until closed; raises the error that closed it, if any."""
+    async def pump(self, write: Callable[[bytes], Awaitable[None]]) -> None:
+        """Write events until closed; raises the error that closed it, if any. One loop
+        straight into the transport: no generator layers between the cache and the wire."""
+        backlog = self.backlog
         try:
             while True:
-                while self.backlog:
-                    yield self.backlog.popleft()
+                while backlog:
+                    await write(backlog.popleft())
                 if self.closed:
                     if self.error is not None:
                         raise self.error

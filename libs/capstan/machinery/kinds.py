@@ -270,6 +270,18 @@ KINDS: tuple[Kind, ...] = (
         ("limits",),
     ),
     Kind(
+        "ReplicationController",
+        "replicationcontrollers",
+        "",
+        True,
+        core_pb2.ReplicationController,
+        core_pb2.ReplicationControllerList,
+        core_pb2.ReplicationControllerWatchEvent,
+        True,
+        ("rc",),
+        subresources=("Scale",),
+    ),
+    Kind(
         "ReplicaSet",
         "replicasets",
         "apps",
