@@ -4,8 +4,9 @@ That is the contract of protos/: field names (with json_name for acronyms), int-
 fields, optional scalars and base64 bytes all have to line up with Kubernetes' JSON. The
 proto3 JSON mapping itself differs from Kubernetes in exactly two ways, which the manifest
 layer must undo when it prints: 64-bit integers are written as strings, and numbers inside a
-google.protobuf.Value come back as floats. `_as_kubernetes` undoes those two, guided by the
-message descriptors; everything else must round-trip byte for byte.
+google.protobuf.Value come back as floats. `as_kubernetes` undoes those two, guided by the
+message descriptors (capstan.machinery.manifests.as_kubernetes, shared with the CLI);
+everything else must round-trip byte for byte.
 """
 
 from __future__ import annotations
@@ -25,61 +26,12 @@ from capstan.api.core.v1 import core_pb2
 from capstan.api.meta.v1 import meta_pb2
 from capstan.api.node.v1 import node_pb2
 from capstan.api.storage.v1 import storage_pb2
+from capstan.machinery.manifests import as_kubernetes
 from google.protobuf import json_format
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
 pytestmark = pytest.mark.unit
-
-_INT64_TYPES = {
-    FieldDescriptor.TYPE_INT64,
-    FieldDescriptor.TYPE_UINT64,
-    FieldDescriptor.TYPE_SINT64,
-    FieldDescriptor.TYPE_FIXED64,
-    FieldDescriptor.TYPE_SFIXED64,
-}
-_DYNAMIC_JSON = {"google.protobuf.Value", "google.protobuf.Struct", "google.protobuf.ListValue"}
-
-
-def _integral_floats_as_ints(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, list):
-        return [_integral_floats_as_ints(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _integral_floats_as_ints(v) for k, v in value.items()}
-    return value
-
-
-def _field_as_kubernetes(value: Any, field: FieldDescriptor) -> Any:
-    if field.type in _INT64_TYPES:
-        return int(value)
-    message_type = field.message_type
-    if message_type is None:
-        return value
-    if message_type.full_name in _DYNAMIC_JSON:
-        return _integral_floats_as_ints(value)
-    if message_type.full_name.startswith("google.protobuf."):
-        return value  # Timestamp, Duration: already Kubernetes' RFC 3339 strings
-    return _as_kubernetes(value, message_type)
-
-
-def _as_kubernetes(obj: dict[str, Any], descriptor: Descriptor) -> dict[str, Any]:
-    out = dict(obj)
-    for field in descriptor.fields:
-        if field.json_name not in out:
-            continue
-        value = out[field.json_name]
-        if field.message_type is not None and field.message_type.GetOptions().map_entry:
-            value_field = field.message_type.fields_by_name["value"]
-            out[field.json_name] = {
-                k: _field_as_kubernetes(v, value_field) for k, v in value.items()
-            }
-        elif field.is_repeated:
-            out[field.json_name] = [_field_as_kubernetes(v, field) for v in value]
-        else:
-            out[field.json_name] = _field_as_kubernetes(value, field)
-    return out
 
 
 def _parse(manifest: dict[str, Any], message: Message) -> Message:
@@ -396,7 +348,7 @@ def test_manifest_round_trips(manifest: dict[str, Any], message_type: type[Messa
     stored = message_type.FromString(message.SerializeToString())
     descriptor = stored.DESCRIPTOR
     assert isinstance(descriptor, Descriptor)
-    printed = _as_kubernetes(json_format.MessageToDict(stored), descriptor)
+    printed = as_kubernetes(json_format.MessageToDict(stored), descriptor)
     expected = {k: v for k, v in manifest.items() if k not in ("apiVersion", "kind")}
     assert _canonical(printed) == _canonical(expected)
 
