@@ -163,28 +163,34 @@ class Registry:
             raise self._not_found(name)
         return kv
 
-    async def _check_namespace(self, namespace: str) -> None:
+    async def _namespace_guard(self, namespace: str, *, fresh: bool) -> tuple[str, int] | None:
         """Objects may be created only in a namespace that exists and is not terminating.
 
-        Read from the store, not the watch cache: with several apiservers the cache can
-        lag a namespace deletion made through another one by a few milliseconds, and a
-        create that follows the deletion must see it (one key read per create)."""
+        Returns the guard (namespace key, revision) that the create is made conditional on,
+        so the check is exact even when the watch cache lags a deletion made through
+        another apiserver: the store refuses the write if the namespace changed since the
+        version checked. The cached namespace is used first (no read per create); fresh
+        reads the store, for the retry after the guard failed."""
         if self.namespaces is None or not self.kind.namespaced:
-            return
+            return None
         key = objects.object_key(self.namespaces.kind, "", namespace)
-        kv = await self.store.get(key)
-        if kv is None:
-            raise NotFoundError(
-                f'namespaces "{namespace}" not found',
-                metadata={"resource": "namespaces", "name": namespace},
-            )
-        ns = objects.decode(self.namespaces.kind, kv).obj
+        stored = None if fresh else self.namespaces.cache.objects.get(key)
+        if stored is None:
+            kv = await self.store.get(key)
+            if kv is None:
+                raise NotFoundError(
+                    f'namespaces "{namespace}" not found',
+                    metadata={"resource": "namespaces", "name": namespace},
+                )
+            stored = objects.decode(self.namespaces.kind, kv)
+        ns = stored.obj
         if ns.metadata.HasField("deletion_timestamp") or ns.status.phase == "Terminating":
             raise ForbiddenError(
                 f"{self.kind.resource} is forbidden: unable to create new content in namespace "
                 f"{namespace} because it is being terminated",
                 metadata={"namespace": namespace},
             )
+        return key, stored.revision
 
     async def _admit_create(self, obj: Any) -> list[Undo]:
         undos: list[Undo] = []
@@ -233,7 +239,7 @@ class Registry:
         violations = validate_object(kind.kind, obj, None)
         if violations:
             raise self._invalid(obj, violations)
-        await self._check_namespace(meta.namespace)
+        guard = await self._namespace_guard(meta.namespace, fresh=False)
         # A taken name fails before admission allocates anything (a cluster IP, node
         # ports): no allocate-and-release writes, and AlreadyExists rather than a
         # misleading "IP already allocated". A race past this check is undone below.
@@ -245,18 +251,27 @@ class Registry:
             raise AlreadyExistsError.for_object(kind.resource, meta.name)
         undos = await self._admit_create(obj)
         try:
-            for attempt in range(3):
+            data = objects.encode_for_store(obj)
+            name_attempts = 0
+            for _ in range(MAX_RETRIES):
                 key = objects.object_key(kind, meta.namespace, meta.name)
                 try:
                     kv = await self.store.create(
-                        key, objects.encode_for_store(obj), ttl_seconds=kind.ttl_seconds
+                        key, data, ttl_seconds=kind.ttl_seconds, guard=guard
                     )
                     return objects.stored_from(obj, kv.mod_revision)
                 except KeyExistsError:
-                    if not generated or attempt == 2:
+                    name_attempts += 1
+                    if not generated or name_attempts == 3:
                         raise AlreadyExistsError.for_object(kind.resource, meta.name) from None
                     meta.name = generate_name(meta.generate_name)
-            raise AssertionError("unreachable")
+                    data = objects.encode_for_store(obj)
+                except StoreConflict as e:
+                    if guard is None or e.key != guard[0]:
+                        raise
+                    # The namespace changed since the version checked: check it again.
+                    guard = await self._namespace_guard(meta.namespace, fresh=True)
+            raise conflict(kind, meta.name)
         except BaseException:
             await _run_undos(undos)
             raise

@@ -178,12 +178,29 @@ class EtcdStore(Store):
 
     # Writes
 
-    async def create(self, key: str, value: bytes, *, ttl_seconds: int = 0) -> KeyValue:
+    async def create(
+        self,
+        key: str,
+        value: bytes,
+        *,
+        ttl_seconds: int = 0,
+        guard: tuple[str, int] | None = None,
+    ) -> KeyValue:
         raw = key.encode()
         absent = _Compare(result=_Compare.EQUAL, target=_Compare.CREATE, key=raw, create_revision=0)
-        response = await self._put_txn(raw, value, ttl_seconds, [absent], [])
+        compare = [absent]
+        otherwise: list[rpc_pb2.RequestOp] = []
+        if guard is not None:
+            guard_raw = guard[0].encode()
+            compare.append(_mod_is(guard_raw, guard[1]))
+            # On failure, read both keys to tell "exists" from "guard moved".
+            otherwise = [_op_range(raw, keys_only=True), _op_range(guard_raw)]
+        response = await self._put_txn(raw, value, ttl_seconds, compare, otherwise)
         if not response.succeeded:
-            raise KeyExistsError(key)
+            if guard is None or response.responses[0].response_range.kvs:
+                raise KeyExistsError(key)
+            guard_kvs = response.responses[1].response_range.kvs
+            raise ConflictError(guard[0], _kv(guard_kvs[0]) if guard_kvs else None)
         revision = _store_rev(response.header.revision)
         return KeyValue(key, value, create_revision=revision, mod_revision=revision)
 

@@ -126,9 +126,21 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def create(self, key: str, value: bytes, *, ttl_seconds: int = 0) -> KeyValue:
+    async def create(
+        self,
+        key: str,
+        value: bytes,
+        *,
+        ttl_seconds: int = 0,
+        guard: tuple[str, int] | None = None,
+    ) -> KeyValue:
         """Write key only if absent (KeyExistsError otherwise). ttl_seconds > 0 makes the
-        key expire (deleted with a normal DELETE event) about that long after the write."""
+        key expire (deleted with a normal DELETE event) about that long after the write.
+
+        guard (key, mod_revision) makes the write also conditional on another key still
+        being at that revision, atomically (ConflictError naming the guard key, with its
+        current value, otherwise): e.g. "create this pod only while its namespace is the
+        version I checked", without a read before every write."""
 
     @abc.abstractmethod
     async def update(

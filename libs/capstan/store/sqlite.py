@@ -288,7 +288,15 @@ class _Database:
     def get(self, key: str) -> KeyValue | None:
         return self._current(key)
 
-    def create(self, key: str, value: bytes, ttl_seconds: int) -> KeyValue:
+    def create(
+        self, key: str, value: bytes, ttl_seconds: int, guard: tuple[str, int] | None = None
+    ) -> KeyValue:
+        if guard is not None:
+            if self._current(key) is not None:
+                raise KeyExistsError(key)
+            current = self._current(guard[0])
+            if current is None or current.mod_revision != guard[1]:
+                raise ConflictError(guard[0], current)
         revision = self.revision + 1
         cursor = self.conn.execute(
             "INSERT INTO kv (key, value, create_revision, mod_revision, expires_at) "
@@ -659,8 +667,17 @@ class SqliteStore(Store):
             functools.partial(self._db.range, prefix, start_after, limit, revision)
         )
 
-    async def create(self, key: str, value: bytes, *, ttl_seconds: int = 0) -> KeyValue:
-        return await self._submit(functools.partial(self._db.create, key, value, ttl_seconds))
+    async def create(
+        self,
+        key: str,
+        value: bytes,
+        *,
+        ttl_seconds: int = 0,
+        guard: tuple[str, int] | None = None,
+    ) -> KeyValue:
+        return await self._submit(
+            functools.partial(self._db.create, key, value, ttl_seconds, guard)
+        )
 
     async def update(
         self, key: str, value: bytes, *, expected_mod_revision: int, ttl_seconds: int = 0

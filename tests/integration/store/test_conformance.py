@@ -346,3 +346,32 @@ async def test_close_ends_watches(store_url: str, prefix: str) -> None:
     await own.close()
     with pytest.raises(StopAsyncIteration):
         await asyncio.wait_for(pending, 10)
+
+
+async def test_guarded_create_holds_only_while_the_guard_key_is_unchanged(
+    store: Store, prefix: str
+) -> None:
+    guard = await store.create(prefix + "namespace", b"active")
+    made = await store.create(
+        prefix + "obj1", b"x", guard=(prefix + "namespace", guard.mod_revision)
+    )
+    assert made.mod_revision > guard.mod_revision
+
+    moved = await store.update(
+        prefix + "namespace", b"terminating", expected_mod_revision=guard.mod_revision
+    )
+    with pytest.raises(ConflictError) as raised:
+        await store.create(prefix + "obj2", b"x", guard=(prefix + "namespace", guard.mod_revision))
+    assert raised.value.key == prefix + "namespace"
+    assert raised.value.current is not None
+    assert raised.value.current.mod_revision == moved.mod_revision
+    assert await store.get(prefix + "obj2") is None
+
+    # An existing key is reported as such even when the guard also moved.
+    with pytest.raises(KeyExistsError):
+        await store.create(prefix + "obj1", b"y", guard=(prefix + "namespace", 1))
+
+    await store.delete(prefix + "namespace")
+    with pytest.raises(ConflictError) as raised:
+        await store.create(prefix + "obj3", b"x", guard=(prefix + "namespace", moved.mod_revision))
+    assert raised.value.current is None
