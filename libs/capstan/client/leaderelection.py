@@ -58,12 +58,19 @@ class LeaderContext:
     leadership ends; is_leading() also answers False once the renew deadline passed,
     even before the elector's loop noticed."""
 
-    def __init__(self, elector: LeaderElector) -> None:
+    def __init__(self, elector: LeaderElector | None) -> None:
         self._elector = elector
         self.lost = asyncio.Event()
 
+    @classmethod
+    def always(cls) -> LeaderContext:
+        """For a single instance run without election: it leads for good."""
+        return cls(None)
+
     def is_leading(self) -> bool:
-        return not self.lost.is_set() and self._elector.within_deadline()
+        if self.lost.is_set():
+            return False
+        return self._elector is None or self._elector.within_deadline()
 
 
 def _now() -> Timestamp:

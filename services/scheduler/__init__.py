@@ -1,0 +1,1 @@
+"""capstan-scheduler: binds every pending pod to a node, as kube-scheduler does."""
