@@ -21,7 +21,7 @@ from typing import Any
 
 import structlog
 
-from capstan import logs
+from capstan import eventloop, logs
 from capstan.client import Client, ClientTLS, LeaderContext, LeaderElectionConfig, LeaderElector
 from capstan.metrics import MetricsServer
 
@@ -140,7 +140,7 @@ def run_daemon(
             if metrics is not None:
                 await metrics.stop()
 
-    asyncio.run(serve())
+    eventloop.run(serve())
     return 0
 
 

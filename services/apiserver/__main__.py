@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from capstan import logs
+from capstan import eventloop, logs
 from capstan.grpc_server import TLSConfig
 
 from apiserver.server import Config, run
@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             loop.add_signal_handler(sig, stop.set)
         await run(config, stop)
 
-    asyncio.run(serve())
+    eventloop.run(serve())
     return 0
 
 

@@ -1,1 +1,1 @@
-"""capstan-controller: every reconcile loop (workloads, endpoints, nodes, garbage collection, ...)."""
+"""capstan-controller: every reconcile loop (workloads, endpoints, nodes, GC, namespaces, ...)."""

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from capstan import eventloop
 from capstan.api.core.v1 import core_pb2_grpc
 from capstan.api.meta.v1 import meta_pb2
 from capstan.grpc_server import channel_options
@@ -425,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     try:
-        results = asyncio.run(run(backends, opts))
+        results = eventloop.run(run(backends, opts))
     except KeyboardInterrupt:
         # asyncio.run cancelled the run: every process was stopped on the way out.
         print("interrupted; every process this run started has been stopped", file=sys.stderr)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from capstan import eventloop
 from capstan.api.core.v1 import core_pb2_grpc
 from capstan.api.meta.v1 import meta_pb2
 from capstan.client import NODE_NAME_INDEX, Client, Informer, index_by_node_name
@@ -244,9 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--address", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.probe:
-        print(json.dumps(asyncio.run(probe(args.address, args.probe))))
+        print(json.dumps(eventloop.run(probe(args.address, args.probe))))
         return 0
-    result = asyncio.run(run(args.pods, args.updates))
+    result = eventloop.run(run(args.pods, args.updates))
     print(render(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

@@ -7,11 +7,11 @@ Prints one JSON line: {"created": N, "updates": U, "seconds": ..., "resource_ver
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import time
 
+from capstan import eventloop
 from capstan.api.core.v1 import core_pb2
 from capstan.client import Client
 
@@ -59,4 +59,4 @@ async def run(address: str, pods: int, updates: int, concurrency: int) -> None:
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    asyncio.run(run(args[0], int(args[1]), int(args[2]), int(args[3]) if len(args) > 3 else 64))
+    eventloop.run(run(args[0], int(args[1]), int(args[2]), int(args[3]) if len(args) > 3 else 64))

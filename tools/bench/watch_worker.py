@@ -21,6 +21,7 @@ import sys
 import time
 
 import grpc
+from capstan import eventloop
 from capstan.api.core.v1 import core_pb2_grpc
 from capstan.api.meta.v1 import meta_pb2
 from capstan.grpc_server import channel_options
@@ -82,7 +83,7 @@ async def run(address: str, streams: int) -> None:
 
 def main() -> None:
     address, streams = sys.argv[1], int(sys.argv[2])
-    asyncio.run(run(address, streams))
+    eventloop.run(run(address, streams))
 
 
 if __name__ == "__main__":
