@@ -19,11 +19,14 @@ from capstan.metrics import MetricsServer
 from capstan.store import Store, open_store
 from capstan.store.sqlite import SqliteStore
 
+from apiserver.admission_quota import admission_for
 from apiserver.allocators import ServiceAllocation
 from apiserver.grpc_api import kind_handler
 from apiserver.registry import Admission, Registry
 from apiserver.strategy import strategy_for
 from apiserver.subresources import Subresources
+from apiserver.version import SERVICE as VERSION_SERVICE
+from apiserver.version import version_handler
 from apiserver.watch_cache import CacheSet
 
 log = structlog.get_logger(__name__)
@@ -66,6 +69,7 @@ class ApiServer:
         self.registries["Namespace"] = namespaces
         for kind in kinds[1:]:
             admission: list[Admission] = [self.allocation] if kind.kind == "Service" else []
+            admission.extend(admission_for(kind, self.registries))
             self.registries[kind.kind] = Registry(
                 kind,
                 store,
@@ -76,7 +80,10 @@ class ApiServer:
             )
         self.subresources = Subresources(self.registries)
         handlers = [kind_handler(k, self.registries[k.kind], self.subresources) for k in kinds]
-        self.grpc = GrpcServer(config.listen, handlers, [k.service for k in kinds], config.tls)
+        handlers.append(version_handler(config.store))
+        self.grpc = GrpcServer(
+            config.listen, handlers, [*(k.service for k in kinds), VERSION_SERVICE], config.tls
+        )
         host, _, port = config.metrics_listen.rpartition(":")
         self.metrics = (
             MetricsServer(host or "127.0.0.1", int(port), ready=self.caches.ready.is_set)

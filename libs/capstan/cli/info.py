@@ -7,9 +7,9 @@ import json
 import sys
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import capstan
+from capstan.api.meta.v1 import meta_pb2, meta_pb2_grpc
 from capstan.cli.common import CliError, Session
 from capstan.cli.printers import render_table
 from capstan.machinery.kinds import KINDS
@@ -23,7 +23,7 @@ def register(
         "version",
         parents=parents,
         help="print the client and server versions",
-        description="Print the client version and the apiserver's address and health.",
+        description="Print the client version and the apiserver's version.",
     )
     v.add_argument("--client", action="store_true", help="the client version only")
     v.add_argument("-o", "--output", choices=["yaml", "json"])
@@ -48,16 +48,21 @@ async def run_version(session: Session, args: argparse.Namespace) -> int:
     failed = ""
     if not args.client:
         servers = session.settings.servers
-        status = "UNKNOWN"
         try:
-            stub = health_pb2_grpc.HealthStub(session.client.channel)
-            resp = await stub.Check(
-                health_pb2.HealthCheckRequest(), timeout=session.settings.timeout
-            )
-            status = health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
+            stub = meta_pb2_grpc.VersionStub(session.client.channel)
+            resp = await stub.Get(meta_pb2.GetVersionRequest(), timeout=session.settings.timeout)
+            info["serverVersion"] = {
+                "major": resp.major,
+                "minor": resp.minor,
+                "gitVersion": resp.git_version,
+                "platform": resp.platform,
+                "pythonVersion": resp.python_version,
+                "grpcVersion": resp.grpc_version,
+                "store": resp.store,
+                "servers": servers,
+            }
         except grpc.aio.AioRpcError as e:
             failed = f"unable to reach the apiserver at {', '.join(servers)}: {e.details()}"
-        info["serverVersion"] = {"servers": servers, "health": status}
     if args.output == "json":
         sys.stdout.write(json.dumps(info, indent=2) + "\n")
     elif args.output == "yaml":
@@ -67,7 +72,10 @@ async def run_version(session: Session, args: argparse.Namespace) -> int:
         if "serverVersion" in info and not failed:
             server = info["serverVersion"]
             assert isinstance(server, dict)
-            print(f"Server: {', '.join(server['servers'])} ({server['health']})")
+            print(
+                f"Server Version: {server['gitVersion']} ({server['platform']}, "
+                f"store {server['store']}) at {', '.join(server['servers'])}"
+            )
     if failed:
         raise CliError(failed)
     return 0

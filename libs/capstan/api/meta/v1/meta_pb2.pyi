@@ -561,3 +561,58 @@ class DeleteOptions(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__grace_period_seconds) -> _WhichOneofReturnType__grace_period_seconds | None: ...
 
 Global___DeleteOptions: _TypeAlias = DeleteOptions  # noqa: Y015
+
+@_typing.final
+class GetVersionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetVersionRequest: _TypeAlias = GetVersionRequest  # noqa: Y015
+
+@_typing.final
+class VersionInfo(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAJOR_FIELD_NUMBER: _builtins.int
+    MINOR_FIELD_NUMBER: _builtins.int
+    GIT_VERSION_FIELD_NUMBER: _builtins.int
+    PLATFORM_FIELD_NUMBER: _builtins.int
+    PYTHON_VERSION_FIELD_NUMBER: _builtins.int
+    GRPC_VERSION_FIELD_NUMBER: _builtins.int
+    STORE_FIELD_NUMBER: _builtins.int
+    major: _builtins.str
+    minor: _builtins.str
+    git_version: _builtins.str
+    """e.g. "v0.1.0"."""
+    platform: _builtins.str
+    """e.g. "linux/amd64"."""
+    python_version: _builtins.str
+    grpc_version: _builtins.str
+    store: _builtins.str
+    """The storage backend: "sqlite" or "etcd"."""
+    def __init__(
+        self,
+        *,
+        major: _builtins.str = ...,
+        minor: _builtins.str = ...,
+        git_version: _builtins.str = ...,
+        platform: _builtins.str = ...,
+        python_version: _builtins.str = ...,
+        grpc_version: _builtins.str = ...,
+        store: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["git_version", b"git_version", "grpc_version", b"grpc_version", "major", b"major", "minor", b"minor", "platform", b"platform", "python_version", b"python_version", "store", b"store"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VersionInfo: _TypeAlias = VersionInfo  # noqa: Y015

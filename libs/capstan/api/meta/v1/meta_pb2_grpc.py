@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from capstan.api.meta.v1 import meta_pb2 as capstan_dot_api_dot_meta_dot_v1_dot_meta__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -22,3 +23,78 @@ if _version_not_supported:
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
+
+
+class VersionStub:
+    """Version reports what the server runs (Kubernetes' /version), for `capstan version`.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Get = channel.unary_unary(
+                '/capstan.meta.v1.Version/Get',
+                request_serializer=capstan_dot_api_dot_meta_dot_v1_dot_meta__pb2.GetVersionRequest.SerializeToString,
+                response_deserializer=capstan_dot_api_dot_meta_dot_v1_dot_meta__pb2.VersionInfo.FromString,
+                _registered_method=True)
+
+
+class VersionServicer:
+    """Version reports what the server runs (Kubernetes' /version), for `capstan version`.
+    """
+
+    def Get(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_VersionServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Get': grpc.unary_unary_rpc_method_handler(
+                    servicer.Get,
+                    request_deserializer=capstan_dot_api_dot_meta_dot_v1_dot_meta__pb2.GetVersionRequest.FromString,
+                    response_serializer=capstan_dot_api_dot_meta_dot_v1_dot_meta__pb2.VersionInfo.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'capstan.meta.v1.Version', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('capstan.meta.v1.Version', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Version:
+    """Version reports what the server runs (Kubernetes' /version), for `capstan version`.
+    """
+
+    @staticmethod
+    def Get(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/capstan.meta.v1.Version/Get',
+            capstan_dot_api_dot_meta_dot_v1_dot_meta__pb2.GetVersionRequest.SerializeToString,
+            capstan_dot_api_dot_meta_dot_v1_dot_meta__pb2.VersionInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

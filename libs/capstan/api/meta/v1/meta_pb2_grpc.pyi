@@ -7,11 +7,18 @@ Field names are Kubernetes' own in snake_case, so the protobuf JSON mapping
 (lowerCamelCase) is exactly the Kubernetes YAML/JSON shape.
 """
 
+from capstan.api.meta.v1 import meta_pb2 as _meta_pb2
 from collections import abc as _abc
 from grpc import aio as _aio
 import abc as _abc_1
 import grpc as _grpc
+import sys
 import typing as _typing
+
+if sys.version_info >= (3, 11):
+    from typing import Self as _Self
+else:
+    from typing_extensions import Self as _Self
 
 _T = _typing.TypeVar("_T")
 
@@ -22,3 +29,31 @@ class _ServicerContext(_grpc.ServicerContext, _aio.ServicerContext):  # type: ig
 
 GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
+
+class VersionStub:
+    """Version reports what the server runs (Kubernetes' /version), for `capstan version`."""
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> VersionAsyncStub: ...
+    Get: _grpc.UnaryUnaryMultiCallable[_meta_pb2.GetVersionRequest, _meta_pb2.VersionInfo]
+
+@_typing.type_check_only
+class VersionAsyncStub(VersionStub):
+    """Version reports what the server runs (Kubernetes' /version), for `capstan version`."""
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    Get: _aio.UnaryUnaryMultiCallable[_meta_pb2.GetVersionRequest, _meta_pb2.VersionInfo]  # type: ignore[assignment]
+
+class VersionServicer(metaclass=_abc_1.ABCMeta):
+    """Version reports what the server runs (Kubernetes' /version), for `capstan version`."""
+
+    @_abc_1.abstractmethod
+    def Get(
+        self,
+        request: _meta_pb2.GetVersionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_meta_pb2.VersionInfo, _abc.Awaitable[_meta_pb2.VersionInfo]]: ...
+
+def add_VersionServicer_to_server(servicer: VersionServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
