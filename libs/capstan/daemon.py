@@ -21,7 +21,7 @@ from typing import Any
 
 import structlog
 
-from capstan import eventloop, logs
+from capstan import eventloop, logs, systemd
 from capstan.client import Client, ClientTLS, LeaderContext, LeaderElectionConfig, LeaderElector
 from capstan.metrics import MetricsServer
 
@@ -123,18 +123,20 @@ def run_daemon(
         try:
             task = asyncio.create_task(main(Runtime(client, args, stop, metrics)))
             stopping = asyncio.create_task(stop.wait())
-            done, _ = await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            if task not in done:
-                # Give main a moment to finish on its own (it watches stop), then cancel.
-                try:
-                    await asyncio.wait_for(asyncio.shield(task), 10)
-                except TimeoutError:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
-            else:
-                stopping.cancel()
-                task.result()
+            # Started: systemd (Type=notify) releases the units ordered after this one.
+            async with systemd.lifecycle():
+                done, _ = await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if task not in done:
+                    # Give main a moment to finish on its own (it watches stop), then cancel.
+                    try:
+                        await asyncio.wait_for(asyncio.shield(task), 10)
+                    except TimeoutError:
+                        task.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await task
+                else:
+                    stopping.cancel()
+                    task.result()
         finally:
             await client.close()
             if metrics is not None:

@@ -186,6 +186,9 @@ def _needs_node_ports(svc: Any) -> bool:
 class ServiceAllocation:
     """Admission for Services: assigns spec.clusterIP(s) and node ports."""
 
+    # Allocating is a write: the registry checks the name is free before admitting.
+    allocates = True
+
     def __init__(self, store: Store, service_cidr: str, node_port_range: str) -> None:
         self.ips = Allocator(store, IPRange(service_cidr), reserved=[0])
         self.ports = Allocator(store, PortRange(node_port_range))

@@ -244,7 +244,7 @@ class Registry:
         # ports): no allocate-and-release writes, and AlreadyExists rather than a
         # misleading "IP already allocated". A race past this check is undone below.
         if (
-            self.admission
+            any(getattr(hook, "allocates", False) for hook in self.admission)
             and not generated
             and await self.store.get(objects.object_key(kind, meta.namespace, meta.name))
         ):

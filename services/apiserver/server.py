@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from capstan import systemd
 from capstan.api.core.v1 import core_pb2
 from capstan.apierrors import AlreadyExistsError, InvalidError, NotFoundError
 from capstan.grpc_server import GrpcServer, TLSConfig
@@ -199,6 +200,7 @@ async def run(config: Config, stop: asyncio.Event) -> None:
     server = await ApiServer.open(config)
     try:
         await server.start()
-        await stop.wait()
+        async with systemd.lifecycle("serving"):
+            await stop.wait()
     finally:
         await server.stop()
