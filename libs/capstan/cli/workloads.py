@@ -373,8 +373,35 @@ async def _undo(session: Session, kind: Kind, obj: Any) -> None:
         )
         return
     obj.spec.template.CopyFrom(new_template)
+    if kind.kind == "Deployment":
+        await _copy_revision_annotations(session, obj, wanted or revs[-2][0])
     await session.resource(kind).update(obj)
     print(f"{qname(kind, obj.metadata.name)} rolled back", flush=True)
+
+
+# Annotations a rollback does not carry from the ReplicaSet back to the Deployment
+# (kubectl's annotationsToSkip).
+_ROLLBACK_SKIP = {
+    "kubectl.kubernetes.io/last-applied-configuration",
+    REVISION,
+    "deployment.kubernetes.io/revision-history",
+    "deployment.kubernetes.io/desired-replicas",
+    "deployment.kubernetes.io/max-replicas",
+    "deprecated.deployment.rollback.to",
+}
+
+
+async def _copy_revision_annotations(session: Session, obj: Any, revision: int) -> None:
+    """kubectl's rollback also restores the revision's annotations (its change-cause
+    among them), which the controller then copies onto the ReplicaSet it reuses."""
+    items, _ = await session.client.resource("ReplicaSet").list_all(obj.metadata.namespace)
+    for rs in _owned_by(list(items), obj.metadata.uid):
+        if _revision(rs) != revision:
+            continue
+        for key, value in rs.metadata.annotations.items():
+            if key not in _ROLLBACK_SKIP:
+                obj.metadata.annotations[key] = value
+        return
 
 
 async def _pause(session: Session, kind: Kind, obj: Any, paused: bool) -> None:
