@@ -18,6 +18,9 @@
 # The exit status is the command's. Requires root (network namespaces).
 set -euo pipefail
 
+# shellcheck source=tools/lib/docker.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/docker.sh"
+
 usage() {
     sed -n '/^# Usage:/,/^# The exit/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
@@ -26,8 +29,6 @@ usage() {
 WITH_DOCKER=0
 KEEP_LOGS=0
 DOCKERD_ARGS=()
-# With no iptables rules of its own, dockerd does not compete with the proxy's (DESIGN.md).
-DEFAULT_DOCKERD_ARGS=(--iptables=false --ip-masq=false)
 while (($#)); do
     case "$1" in
         --docker) WITH_DOCKER=1 ;;
@@ -72,26 +73,14 @@ stop_pid() {
     wait "$pid" 2>/dev/null || true
 }
 
-# Unmount anything left mounted under the temp dir (dockerd's overlay and netns mounts when it was
-# killed) so that removing the dir can never reach through a mount into other files.
-unmount_under() {
-    local dir="$1" mnt
-    awk -v d="$dir/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
-        while read -r mnt; do umount -l "$mnt" 2>/dev/null || true; done
-}
-
 cleanup() {
     local status=$?
     trap - EXIT INT TERM HUP
     # Best effort from here on: one failed step must not skip the rest of the teardown.
     set +e
     if [[ -n "$DOCKERD_PID" ]]; then
-        # Containers the command left behind die at once here; dockerd would give each one its
-        # full stop timeout on shutdown.
-        local leftover
-        leftover="$(timeout 10 docker ps -aq 2>/dev/null || true)"
-        # shellcheck disable=SC2086 # one container ID per word
-        [[ -n "$leftover" ]] && timeout 20 docker rm -f $leftover >/dev/null 2>&1
+        # Containers the command left behind die at once here.
+        remove_all_containers "$DOCKER_HOST"
         stop_pid "$DOCKERD_PID" dockerd 30
     fi
     [[ -n "$CONTAINERD_PID" ]] && stop_pid "$CONTAINERD_PID" containerd 10
@@ -167,42 +156,26 @@ start_etcd() {
     fail_with_log "etcd not healthy after 20s" "$log_file"
 }
 
-# Our own containerd, always: dockerd would otherwise use a system containerd whenever
-# /run/containerd/containerd.sock exists, and that one runs in the host's network namespace, where
-# a --network=host container would land.
+# Our own containerd, always (see tools/lib/docker.sh).
 start_containerd() {
-    local dir="$SANDBOX_DIR/docker/containerd" log_file="$SANDBOX_DIR/containerd.log"
-    mkdir -p "$dir"
-    cat >"$dir/config.toml" <<EOF
-version = 2
-root = "$dir/root"
-state = "$dir/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$dir/containerd.sock"
-EOF
-    nsenter --net="$NETNS_PATH" -- containerd --config "$dir/config.toml" \
-        </dev/null >"$log_file" 2>&1 &
+    local log_file="$SANDBOX_DIR/containerd.log"
+    containerd_command "$SANDBOX_DIR/docker"
+    nsenter --net="$NETNS_PATH" -- "${CONTAINERD_CMD[@]}" </dev/null >"$log_file" 2>&1 &
     CONTAINERD_PID=$!
     local i
     for ((i = 0; i < 100; i++)); do
         kill -0 "$CONTAINERD_PID" 2>/dev/null || fail_with_log "containerd exited" "$log_file"
-        [[ -S "$dir/containerd.sock" ]] && return 0
+        [[ -S "$CONTAINERD_SOCK" ]] && return 0
         sleep 0.1
     done
     fail_with_log "containerd not ready after 10s" "$log_file"
 }
 
 start_dockerd() {
-    local dir="$SANDBOX_DIR/docker" log_file="$SANDBOX_DIR/dockerd.log"
-    mkdir -p "$dir/data" "$dir/exec"
+    local log_file="$SANDBOX_DIR/dockerd.log"
     export DOCKER_HOST="unix://$SANDBOX_DIR/docker.sock"
-    nsenter --net="$NETNS_PATH" -- dockerd -H "$DOCKER_HOST" --data-root "$dir/data" \
-        --exec-root "$dir/exec" --pidfile "$dir/docker.pid" \
-        --containerd "$dir/containerd/containerd.sock" --containerd-namespace "$NETNS" \
-        --containerd-plugins-namespace "$NETNS-plugins" \
-        "${DEFAULT_DOCKERD_ARGS[@]}" "${DOCKERD_ARGS[@]}" \
-        </dev/null >"$log_file" 2>&1 &
+    dockerd_command "$SANDBOX_DIR/docker" "$DOCKER_HOST" "$NETNS" "${DOCKERD_ARGS[@]}"
+    nsenter --net="$NETNS_PATH" -- "${DOCKERD_CMD[@]}" </dev/null >"$log_file" 2>&1 &
     DOCKERD_PID=$!
     local i
     for ((i = 0; i < 300; i++)); do
