@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import grpc
 import structlog
 from capstan import systemd
 from capstan.api.core.v1 import core_pb2
@@ -22,10 +23,10 @@ from capstan.store.sqlite import SqliteStore
 
 from apiserver.admission_quota import admission_for
 from apiserver.allocators import ServiceAllocation
-from apiserver.grpc_api import kind_handler
+from apiserver.grpc_api import kind_handler, server_stream
 from apiserver.registry import Admission, Registry
 from apiserver.strategy import strategy_for
-from apiserver.subresources import Subresources
+from apiserver.subresources import NODE_STATS_SERVICE, Subresources
 from apiserver.version import SERVICE as VERSION_SERVICE
 from apiserver.version import version_handler
 from apiserver.watch_cache import CacheSet
@@ -82,8 +83,17 @@ class ApiServer:
         self.subresources = Subresources(self.registries)
         handlers = [kind_handler(k, self.registries[k.kind], self.subresources) for k in kinds]
         handlers.append(version_handler(config.store))
+        handlers.append(
+            grpc.method_handlers_generic_handler(
+                NODE_STATS_SERVICE,
+                {"Get": server_stream(NODE_STATS_SERVICE, "Get", self.subresources.node_stats)},
+            )
+        )
         self.grpc = GrpcServer(
-            config.listen, handlers, [*(k.service for k in kinds), VERSION_SERVICE], config.tls
+            config.listen,
+            handlers,
+            [*(k.service for k in kinds), VERSION_SERVICE, NODE_STATS_SERVICE],
+            config.tls,
         )
         host, _, port = config.metrics_listen.rpartition(":")
         self.metrics = (

@@ -13,6 +13,7 @@ import grpc
 from capstan.api.autoscaling.v1 import autoscaling_pb2
 from capstan.api.core.v1 import core_pb2
 from capstan.api.meta.v1 import meta_pb2
+from capstan.api.node.v1 import node_pb2
 from capstan.apierrors import (
     BadRequestError,
     ConflictError,
@@ -32,6 +33,7 @@ from apiserver.registry import Registry, now
 
 Handler = tuple[str, Callable[..., Any]]
 KUBELET_SERVICE = "capstan.node.v1.Kubelet"
+NODE_STATS_SERVICE = "capstan.node.v1.NodeStats"
 
 
 def _set_condition(pod: Any, ctype: str, status: str, reason: str = "") -> None:
@@ -183,6 +185,9 @@ class Subresources:
         node_name = pod.spec.node_name
         if not node_name:
             raise ForbiddenError(f'pod "{name}" is not scheduled to a node yet')
+        return await self._kubelet_of_node(node_name)
+
+    async def _kubelet_of_node(self, node_name: str) -> grpc.aio.Channel:
         node = (await self.registries["Node"].get("", node_name)).obj
         port = node.status.daemon_endpoints.kubelet_endpoint.port
         by_type = {a.type: a.address for a in node.status.addresses}
@@ -203,6 +208,21 @@ class Subresources:
         try:
             async for chunk in call:
                 yield chunk
+        except grpc.aio.AioRpcError as e:
+            raise _relay_error(e) from None
+
+    async def node_stats(self, req: bytes, context: Any) -> AsyncIterator[bytes]:
+        """capstan.node.v1.NodeStats/Get: one node's Kubelet/Stats, relayed."""
+        r = grpc_parse.parse(node_pb2.NodeStatsRequest, req)
+        if not r.node_name:
+            raise BadRequestError("node_name is required")
+        channel = await self._kubelet_of_node(r.node_name)
+        call: Any = cast(Any, channel.unary_stream(f"/{KUBELET_SERVICE}/Stats"))(
+            r.request.SerializeToString()
+        )
+        try:
+            async for sample in call:
+                yield sample
         except grpc.aio.AioRpcError as e:
             raise _relay_error(e) from None
 

@@ -24,12 +24,26 @@ from capstan.cli import (
     nodes,
     run,
     streams,
+    top,
     workloads,
 )
 from capstan.cli.common import CliError, Session, format_api_error
 from capstan.machinery.manifests import ManifestError
 
-VERB_MODULES = (get, describe, apply, delete, edit, labels, run, nodes, workloads, streams, info)
+VERB_MODULES = (
+    get,
+    describe,
+    apply,
+    delete,
+    edit,
+    labels,
+    run,
+    nodes,
+    workloads,
+    streams,
+    top,
+    info,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

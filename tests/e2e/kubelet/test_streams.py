@@ -121,3 +121,26 @@ async def test_stats(node: Node, ns: str, server_pod: str) -> None:
     (pod,) = sample.pods
     assert pod.name == server_pod and pod.usage.memory_usage_bytes > 0
     assert [c.name for c in pod.containers] == ["main"]
+
+
+async def test_top_through_apiserver_relay_and_cli(node: Node, ns: str, server_pod: str) -> None:
+    """`capstan top` reads the kubelet's Stats through the apiserver's NodeStats relay."""
+
+    async def pod_row() -> bool:
+        code, out = await cli(node, "top", "pods", "-n", ns)
+        return code == 0 and any(line.split()[:1] == [server_pod] for line in out.splitlines())
+
+    await eventually(pod_row, timeout=20)
+    code, out = await cli(node, "top", "pods", "-n", ns, "--containers")
+    assert code == 0, out
+    header, *rows = out.splitlines()
+    assert header.split() == ["NAME", "CONTAINER", "CPU(cores)", "MEMORY(bytes)"]
+    assert [r.split()[:2] for r in rows] == [[server_pod, "main"]]
+    assert rows[0].split()[2].endswith("m") and rows[0].split()[3].endswith("Mi")
+
+    code, out = await cli(node, "top", "nodes")
+    assert code == 0, out
+    header, *rows = out.splitlines()
+    assert header.split() == ["NAME", "CPU(cores)", "CPU%", "MEMORY(bytes)", "MEMORY%"]
+    (row,) = [r.split() for r in rows]
+    assert row[1].endswith("m") and row[2].endswith("%") and row[4].endswith("%")

@@ -27,7 +27,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63\x61pstan/api/node/v1/node.proto\x12\x0f\x63\x61pstan.node.v1\x1a\x1e\x63\x61pstan/api/core/v1/core.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\\\n\x0cStatsRequest\x12+\n\x08interval\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"\x8e\x01\n\x0bStatsSample\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x04node\x18\x02 \x01(\x0b\x32\x1e.capstan.node.v1.ResourceUsage\x12\'\n\x04pods\x18\x03 \x03(\x0b\x32\x19.capstan.node.v1.PodStats\"\x9c\x01\n\x08PodStats\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0b\n\x03uid\x18\x03 \x01(\t\x12-\n\x05usage\x18\x04 \x01(\x0b\x32\x1e.capstan.node.v1.ResourceUsage\x12\x33\n\ncontainers\x18\x05 \x03(\x0b\x32\x1f.capstan.node.v1.ContainerStats\"M\n\x0e\x43ontainerStats\x12\x0c\n\x04name\x18\x01 \x01(\t\x12-\n\x05usage\x18\x02 \x01(\x0b\x32\x1e.capstan.node.v1.ResourceUsage\"\x90\x01\n\rResourceUsage\x12\x1c\n\x14\x63pu_usage_nano_cores\x18\x01 \x01(\x04\x12#\n\x1b\x63pu_usage_core_nano_seconds\x18\x02 \x01(\x04\x12\x1a\n\x12memory_usage_bytes\x18\x03 \x01(\x04\x12 \n\x18memory_working_set_bytes\x18\x04 \x01(\x04\x32\xbd\x02\n\x07Kubelet\x12\x43\n\x04Logs\x12\x1e.capstan.core.v1.PodLogOptions\x1a\x19.capstan.core.v1.LogChunk0\x01\x12G\n\x04\x45xec\x12\x1c.capstan.core.v1.ExecRequest\x1a\x1d.capstan.core.v1.ExecResponse(\x01\x30\x01\x12\\\n\x0bPortForward\x12#.capstan.core.v1.PortForwardRequest\x1a$.capstan.core.v1.PortForwardResponse(\x01\x30\x01\x12\x46\n\x05Stats\x12\x1d.capstan.node.v1.StatsRequest\x1a\x1c.capstan.node.v1.StatsSample0\x01\x42 Z\x1e\x63\x61pstan.dev/api/node/v1;nodev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63\x61pstan/api/node/v1/node.proto\x12\x0f\x63\x61pstan.node.v1\x1a\x1e\x63\x61pstan/api/core/v1/core.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"U\n\x10NodeStatsRequest\x12\x11\n\tnode_name\x18\x01 \x01(\t\x12.\n\x07request\x18\x02 \x01(\x0b\x32\x1d.capstan.node.v1.StatsRequest\"\\\n\x0cStatsRequest\x12+\n\x08interval\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"\x8e\x01\n\x0bStatsSample\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x04node\x18\x02 \x01(\x0b\x32\x1e.capstan.node.v1.ResourceUsage\x12\'\n\x04pods\x18\x03 \x03(\x0b\x32\x19.capstan.node.v1.PodStats\"\x9c\x01\n\x08PodStats\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0b\n\x03uid\x18\x03 \x01(\t\x12-\n\x05usage\x18\x04 \x01(\x0b\x32\x1e.capstan.node.v1.ResourceUsage\x12\x33\n\ncontainers\x18\x05 \x03(\x0b\x32\x1f.capstan.node.v1.ContainerStats\"M\n\x0e\x43ontainerStats\x12\x0c\n\x04name\x18\x01 \x01(\t\x12-\n\x05usage\x18\x02 \x01(\x0b\x32\x1e.capstan.node.v1.ResourceUsage\"\x90\x01\n\rResourceUsage\x12\x1c\n\x14\x63pu_usage_nano_cores\x18\x01 \x01(\x04\x12#\n\x1b\x63pu_usage_core_nano_seconds\x18\x02 \x01(\x04\x12\x1a\n\x12memory_usage_bytes\x18\x03 \x01(\x04\x12 \n\x18memory_working_set_bytes\x18\x04 \x01(\x04\x32\xbd\x02\n\x07Kubelet\x12\x43\n\x04Logs\x12\x1e.capstan.core.v1.PodLogOptions\x1a\x19.capstan.core.v1.LogChunk0\x01\x12G\n\x04\x45xec\x12\x1c.capstan.core.v1.ExecRequest\x1a\x1d.capstan.core.v1.ExecResponse(\x01\x30\x01\x12\\\n\x0bPortForward\x12#.capstan.core.v1.PortForwardRequest\x1a$.capstan.core.v1.PortForwardResponse(\x01\x30\x01\x12\x46\n\x05Stats\x12\x1d.capstan.node.v1.StatsRequest\x1a\x1c.capstan.node.v1.StatsSample0\x01\x32U\n\tNodeStats\x12H\n\x03Get\x12!.capstan.node.v1.NodeStatsRequest\x1a\x1c.capstan.node.v1.StatsSample0\x01\x42 Z\x1e\x63\x61pstan.dev/api/node/v1;nodev1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,16 +35,20 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'capstan.api.node.v1.node_pb
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z\036capstan.dev/api/node/v1;nodev1'
-  _globals['_STATSREQUEST']._serialized_start=148
-  _globals['_STATSREQUEST']._serialized_end=240
-  _globals['_STATSSAMPLE']._serialized_start=243
-  _globals['_STATSSAMPLE']._serialized_end=385
-  _globals['_PODSTATS']._serialized_start=388
-  _globals['_PODSTATS']._serialized_end=544
-  _globals['_CONTAINERSTATS']._serialized_start=546
-  _globals['_CONTAINERSTATS']._serialized_end=623
-  _globals['_RESOURCEUSAGE']._serialized_start=626
-  _globals['_RESOURCEUSAGE']._serialized_end=770
-  _globals['_KUBELET']._serialized_start=773
-  _globals['_KUBELET']._serialized_end=1090
+  _globals['_NODESTATSREQUEST']._serialized_start=148
+  _globals['_NODESTATSREQUEST']._serialized_end=233
+  _globals['_STATSREQUEST']._serialized_start=235
+  _globals['_STATSREQUEST']._serialized_end=327
+  _globals['_STATSSAMPLE']._serialized_start=330
+  _globals['_STATSSAMPLE']._serialized_end=472
+  _globals['_PODSTATS']._serialized_start=475
+  _globals['_PODSTATS']._serialized_end=631
+  _globals['_CONTAINERSTATS']._serialized_start=633
+  _globals['_CONTAINERSTATS']._serialized_end=710
+  _globals['_RESOURCEUSAGE']._serialized_start=713
+  _globals['_RESOURCEUSAGE']._serialized_end=857
+  _globals['_KUBELET']._serialized_start=860
+  _globals['_KUBELET']._serialized_end=1177
+  _globals['_NODESTATS']._serialized_start=1179
+  _globals['_NODESTATS']._serialized_end=1264
 # @@protoc_insertion_point(module_scope)

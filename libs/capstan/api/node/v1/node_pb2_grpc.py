@@ -231,3 +231,81 @@ class Kubelet:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class NodeStatsStub:
+    """NodeStats is served by the apiserver, not the kubelet: it relays one node's
+    Kubelet/Stats, so clients (`capstan top`) need only the apiserver's address.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Get = channel.unary_stream(
+                '/capstan.node.v1.NodeStats/Get',
+                request_serializer=capstan_dot_api_dot_node_dot_v1_dot_node__pb2.NodeStatsRequest.SerializeToString,
+                response_deserializer=capstan_dot_api_dot_node_dot_v1_dot_node__pb2.StatsSample.FromString,
+                _registered_method=True)
+
+
+class NodeStatsServicer:
+    """NodeStats is served by the apiserver, not the kubelet: it relays one node's
+    Kubelet/Stats, so clients (`capstan top`) need only the apiserver's address.
+    """
+
+    def Get(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_NodeStatsServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Get': grpc.unary_stream_rpc_method_handler(
+                    servicer.Get,
+                    request_deserializer=capstan_dot_api_dot_node_dot_v1_dot_node__pb2.NodeStatsRequest.FromString,
+                    response_serializer=capstan_dot_api_dot_node_dot_v1_dot_node__pb2.StatsSample.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'capstan.node.v1.NodeStats', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('capstan.node.v1.NodeStats', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class NodeStats:
+    """NodeStats is served by the apiserver, not the kubelet: it relays one node's
+    Kubelet/Stats, so clients (`capstan top`) need only the apiserver's address.
+    """
+
+    @staticmethod
+    def Get(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/capstan.node.v1.NodeStats/Get',
+            capstan_dot_api_dot_node_dot_v1_dot_node__pb2.NodeStatsRequest.SerializeToString,
+            capstan_dot_api_dot_node_dot_v1_dot_node__pb2.StatsSample.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -104,3 +104,37 @@ class KubeletServicer(metaclass=_abc_1.ABCMeta):
         """CPU and memory usage of the node's pods and containers."""
 
 def add_KubeletServicer_to_server(servicer: KubeletServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class NodeStatsStub:
+    """NodeStats is served by the apiserver, not the kubelet: it relays one node's
+    Kubelet/Stats, so clients (`capstan top`) need only the apiserver's address.
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> NodeStatsAsyncStub: ...
+    Get: _grpc.UnaryStreamMultiCallable[_node_pb2.NodeStatsRequest, _node_pb2.StatsSample]
+
+@_typing.type_check_only
+class NodeStatsAsyncStub(NodeStatsStub):
+    """NodeStats is served by the apiserver, not the kubelet: it relays one node's
+    Kubelet/Stats, so clients (`capstan top`) need only the apiserver's address.
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    Get: _aio.UnaryStreamMultiCallable[_node_pb2.NodeStatsRequest, _node_pb2.StatsSample]  # type: ignore[assignment]
+
+class NodeStatsServicer(metaclass=_abc_1.ABCMeta):
+    """NodeStats is served by the apiserver, not the kubelet: it relays one node's
+    Kubelet/Stats, so clients (`capstan top`) need only the apiserver's address.
+    """
+
+    @_abc_1.abstractmethod
+    def Get(
+        self,
+        request: _node_pb2.NodeStatsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_node_pb2.StatsSample], _abc.AsyncIterator[_node_pb2.StatsSample]]: ...
+
+def add_NodeStatsServicer_to_server(servicer: NodeStatsServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
