@@ -12,8 +12,9 @@ VENV="$ROOT/.venv"
 STAMP="$VENV/.capstan-setup-stamp"
 
 # etcd and etcdctl for the store, Docker for the kubelet, iptables for the proxy, busybox-static
-# for the FROM-scratch test images, iproute2 for the sandbox's network namespaces.
-APT_PACKAGES=(etcd-server etcd-client docker.io iptables busybox-static iproute2)
+# for the FROM-scratch test images, iproute2 for the sandbox's network namespaces, docker-registry
+# for the local registry that serves real (authenticated) pulls in the kubelet's e2e tests.
+APT_PACKAGES=(etcd-server etcd-client docker.io iptables busybox-static iproute2 docker-registry)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 

@@ -38,6 +38,15 @@ class CrashLoopBackoff:
             return 0.0
         return max(0.0, finished_at + entry.delay - self.clock())
 
+    def remaining_since_update(self, key: str) -> float:
+        """Seconds to wait counted from the last restarted() call (Kubernetes'
+        IsInBackOffSinceUpdate): for failures with no finish time of their own, such as image
+        pulls, which the kubelet backs off the same way as crashing containers."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return 0.0
+        return max(0.0, entry.last_update + entry.delay - self.clock())
+
     def restarted(self, key: str) -> None:
         """Record a restart: the next one waits twice as long."""
         now = self.clock()

@@ -332,15 +332,28 @@ class PodWorker:
             self.ctx.recorder.record(pod, WARNING, "ErrImageNeverPull", msg)
             return False
         if policy == "Always" or not present:
+            # A failed pull backs off like a crashing container (per pod and image, as
+            # Kubernetes keys it): without it every wake-up (resync, relist, a Secret change)
+            # would hit the registry again.
+            backoff_key = f"{self.uid}/pull:{image}"
+            remaining = self.ctx.backoff.remaining_since_update(backoff_key)
+            if remaining > 0:
+                msg = f'Back-off pulling image "{c.image}"'
+                if self._waiting.get(c.name, ("",))[0] != "ImagePullBackOff":
+                    self.ctx.recorder.record(pod, NORMAL, "BackOff", msg)
+                self._waiting[c.name] = ("ImagePullBackOff", msg)
+                self.wake_at(remaining)
+                return False
             self.ctx.recorder.record(pod, NORMAL, "Pulling", f'Pulling image "{c.image}"')
             started = time.monotonic()
             try:
-                await rt.pull(image, self._pull_auth(pod, image))
+                await rt.pull(image, await self._pull_auth(pod, image))
             except RuntimeError_ as e:
                 msg = f'Failed to pull image "{c.image}": {e}'
                 self.ctx.recorder.record(pod, WARNING, "Failed", msg)
                 self._waiting[c.name] = ("ErrImagePull", msg)
-                self.wake_at(10.0)
+                self.ctx.backoff.restarted(backoff_key)
+                self.wake_at(self.ctx.backoff.delay(backoff_key))
                 return False
             self.ctx.recorder.record(
                 pod,
@@ -348,17 +361,35 @@ class PodWorker:
                 "Pulled",
                 f'Successfully pulled image "{c.image}" in {time.monotonic() - started:.3f}s',
             )
+        else:
+            # Kubernetes reports the image step on every start, pulled or not: `describe` shows
+            # Pulled, Created, Started in order.
+            msg = f'Container image "{c.image}" already present on machine'
+            self.ctx.recorder.record(pod, NORMAL, "Pulled", msg)
         return True
 
-    def _pull_auth(self, pod: core_pb2.Pod, image: str) -> dict[str, str] | None:
+    async def _pull_auth(self, pod: core_pb2.Pod, image: str) -> dict[str, str] | None:
         for ref in pod.spec.image_pull_secrets:
-            secret = self.ctx.env_sources.secret(pod.metadata.namespace, ref.name)
+            secret = await self._pull_secret(pod.metadata.namespace, ref.name)
             if secret is None or secret.type != "kubernetes.io/dockerconfigjson":
                 continue
             auth = registry_auth(secret.data.get(".dockerconfigjson", b""), image)
             if auth is not None:
                 return auth
         return None
+
+    async def _pull_secret(self, namespace: str, name: str) -> core_pb2.Secret | None:
+        """The informer's copy, else the apiserver's: a Secret created just before its pod may
+        not have reached the cache yet, and pulling without it would fail the pod into
+        ImagePullBackOff."""
+        secret = self.ctx.env_sources.secret(namespace, name)
+        if secret is not None:
+            return secret
+        try:
+            return await self.ctx.client.secrets.get(name, namespace)
+        except ApiError as e:
+            self._log.warning("image pull secret unavailable", secret=name, error=str(e))
+            return None
 
     async def _start_container(
         self,

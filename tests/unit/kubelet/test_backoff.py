@@ -53,3 +53,17 @@ def test_forget_by_pod() -> None:
     b.restarted("u2/a")
     b.forget("u1/")
     assert b.delay("u1/a") == 0 and b.delay("u2/a") == 10
+
+
+def test_remaining_since_update_counts_from_the_last_failure() -> None:
+    clock = Clock()
+    b = CrashLoopBackoff(10, 300, clock)
+    assert b.remaining_since_update("p/pull:img") == 0
+    b.restarted("p/pull:img")
+    clock.now += 4
+    assert b.remaining_since_update("p/pull:img") == pytest.approx(6)
+    clock.now += 6
+    assert b.remaining_since_update("p/pull:img") == 0
+    b.restarted("p/pull:img")
+    clock.now += 5
+    assert b.remaining_since_update("p/pull:img") == pytest.approx(15)
