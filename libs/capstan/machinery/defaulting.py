@@ -12,6 +12,7 @@ the Job's uid, so the apiserver calls it after assigning the uid (see its docstr
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, MutableMapping
 from typing import Any, Final
 
@@ -43,6 +44,7 @@ NAMESPACE_FINALIZER: Final = "kubernetes"
 # Pods and pod templates
 
 
+@functools.lru_cache(maxsize=1024)  # every pod of a workload carries the same images
 def image_tag(image: str) -> str:
     """The tag Kubernetes' ParseImageName sees: "latest" when neither tag nor digest is given."""
     name, _, digest = image.partition("@")
@@ -91,9 +93,12 @@ def _default_container(ctr: core_pb2.Container) -> None:
             ref = var.value_from.field_ref
             if not ref.api_version:
                 ref.api_version = "v1"
-    for field in ("liveness_probe", "readiness_probe", "startup_probe"):
-        if ctr.HasField(field):
-            _default_probe(getattr(ctr, field))
+    if ctr.HasField("liveness_probe"):
+        _default_probe(ctr.liveness_probe)
+    if ctr.HasField("readiness_probe"):
+        _default_probe(ctr.readiness_probe)
+    if ctr.HasField("startup_probe"):
+        _default_probe(ctr.startup_probe)
     if ctr.HasField("lifecycle"):
         for handler in (ctr.lifecycle.post_start, ctr.lifecycle.pre_stop):
             if handler.HasField("http_get"):
@@ -165,10 +170,15 @@ def default_pod_template(template: core_pb2.PodTemplateSpec) -> None:
 
 def _requests_from_limits(containers: Any) -> None:
     for ctr in containers:
-        limits, requests = ctr.resources.limits, ctr.resources.requests
-        for name, value in limits.items():
+        resources = ctr.resources
+        limits = resources.limits
+        if not limits:
+            continue
+        requests = resources.requests
+        # Keys, not items(): a proto map's items() is the slow generic Mapping view.
+        for name in limits:
             if name not in requests:
-                requests[name] = value
+                requests[name] = limits[name]
 
 
 def _default_pod(pod: core_pb2.Pod) -> None:

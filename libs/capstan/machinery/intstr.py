@@ -8,6 +8,7 @@ An unset field and an explicit JSON null both read as None, as in Kubernetes.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Final
 
@@ -19,6 +20,7 @@ from capstan.machinery.validation import (
     invalid,
     is_port_name,
     is_port_number,
+    port_name_ok,
     regex_error,
     required,
     validate_non_negative,
@@ -114,6 +116,29 @@ def _read(v: Value, path: str) -> tuple[IntOrStr | None, list[FieldViolation]]:
     return x, ([invalid(path, bad, why)] if why else [])
 
 
+@functools.lru_cache(maxsize=256)
+def _percent_within_100(text: str) -> int | None:
+    if not _PERCENT_RE.match(text):
+        return None
+    percent = int(text[:-1])
+    return percent if percent <= 100 else None
+
+
+def int_or_percent_within_100(v: Value) -> int | None:
+    """A fast path for rolling-update bounds: the number (a percentage's number) when `v` holds
+    a non-negative integer or an "N%" of at most 100%, i.e. when neither
+    validate_int_or_percent nor validate_not_more_than_100_percent has anything to report;
+    None otherwise (unset included)."""
+    kind = v.WhichOneof("kind")
+    if kind == "string_value":
+        return _percent_within_100(v.string_value)
+    if kind == "number_value":
+        number = v.number_value
+        if number.is_integer() and number >= 0:
+            return int(number)
+    return None
+
+
 def validate_int_or_percent(v: Value, path: str) -> list[FieldViolation]:
     """Kubernetes' ValidatePositiveIntOrPercent: a non-negative integer or "N%". Unset is fine."""
     x, errs = _read(v, path)
@@ -137,8 +162,21 @@ def validate_not_more_than_100_percent(v: Value, path: str) -> list[FieldViolati
     return []
 
 
+def port_ok(v: Value) -> bool:
+    """True exactly when validate_int_or_str_port has nothing to say (no paths, no lists)."""
+    kind = v.WhichOneof("kind")
+    if kind == "number_value":
+        number = v.number_value
+        return number.is_integer() and 1 <= number <= 65535
+    if kind == "string_value":
+        return port_name_ok(v.string_value)
+    return False
+
+
 def validate_int_or_str_port(v: Value, path: str) -> list[FieldViolation]:
     """Kubernetes' ValidatePortNumOrName: 1-65535 or an IANA_SVC_NAME. Unset is required."""
+    if port_ok(v):
+        return []
     x, errs = _read(v, path)
     if errs:
         return errs

@@ -43,6 +43,10 @@ _QUANTITY_RE: Final = re.compile(
     r"(?P<sign>[+-]?)(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?P<suffix>[A-Za-z][-+0-9A-Za-z]*)?\Z"
 )
 _EXPONENT_RE: Final = re.compile(r"[eE](?P<exp>[+-]?[0-9]+)\Z")
+# The quantities people write ("250m", "512Mi", "1.5", "2"): parseable and never negative.
+_PLAIN_NON_NEGATIVE_RE: Final = re.compile(
+    r"\+?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[numkMGTPE]|[KMGTPE]i)?\Z"
+)
 _MAX_EXPONENT: Final = 1000  # far beyond any real quantity; bounds the work a hostile input causes
 _BINARY_SUFFIXES: Final = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
 _DECIMAL_SUFFIXES: Final = {
@@ -124,6 +128,13 @@ def _canonical(value: Fraction, fmt: QuantityFormat) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
+def plain_non_negative_quantity(text: str) -> bool:
+    """A fast path for validation: True only for a quantity that parses and is not negative
+    (and for the usual spellings of one), with no parse and no fraction arithmetic."""
+    return _PLAIN_NON_NEGATIVE_RE.match(text) is not None
+
+
+@functools.lru_cache(maxsize=4096)
 def parse_quantity(text: str) -> Quantity:
     match = _QUANTITY_RE.match(text)
     if match is None:
@@ -183,7 +194,16 @@ def compare_quantities(a: str | Quantity, b: str | Quantity) -> int:
     return (x > y) - (x < y)
 
 
+@functools.lru_cache(maxsize=4096)
+def compare_quantity_text(a: str, b: str) -> int:
+    """compare_quantities for two quantity strings, memoised: request/limit pairs repeat across
+    every pod of a workload. Raises QuantityError like parse_quantity."""
+    return compare_quantities(parse_quantity(a), parse_quantity(b))
+
+
 def validate_quantity(value: str, path: str, *, non_negative: bool = False) -> list[FieldViolation]:
+    if plain_non_negative_quantity(value):
+        return []
     try:
         quantity = parse_quantity(value)
     except QuantityError:

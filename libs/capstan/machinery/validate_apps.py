@@ -16,6 +16,7 @@ from capstan.api.core.v1 import core_pb2
 from capstan.api.meta.v1 import meta_pb2
 from capstan.machinery.intstr import (
     IntOrStringError,
+    int_or_percent_within_100,
     resolve_int_or_percent,
     validate_int_or_percent,
     validate_not_more_than_100_percent,
@@ -44,6 +45,7 @@ from capstan.machinery.validation import (
     index,
     invalid,
     is_dns1123_subdomain,
+    labels_ok,
     not_supported,
     required,
     validate_label_selector,
@@ -83,6 +85,17 @@ def _selector_and_template(
     sel_path = child(path, "selector")
     if selector is None:
         out.append(required(sel_path))
+    elif _equality_selector_ok(selector):
+        # The usual selector: valid matchLabels only, so matching is a subset test.
+        labels, template_labels = selector.match_labels, template.metadata.labels
+        for key in labels:
+            if template_labels.get(key) != labels[key]:
+                out.append(
+                    selector_matches_labels_error(
+                        child(path, "template.metadata.labels"), template_labels
+                    )
+                )
+                break
     else:
         out.extend(validate_label_selector(selector, sel_path))
         if not selector.match_labels and not selector.match_expressions:
@@ -101,6 +114,13 @@ def _selector_and_template(
                     )
     out.extend(_template(template, what, child(path, "template"), restart_always=restart_always))
     return out
+
+
+def _equality_selector_ok(selector: meta_pb2.LabelSelector) -> bool:
+    """Non-empty valid matchLabels and no matchExpressions: nothing for validation to report
+    about the selector itself, and it parses to the equality requirements it spells."""
+    labels = selector.match_labels
+    return bool(labels) and not selector.match_expressions and labels_ok(labels)
 
 
 def _template(
@@ -224,6 +244,13 @@ def validate_replication_controller_status(
 
 
 def _deployment_strategy(strategy: apps_pb2.DeploymentStrategy, path: str) -> Errors:
+    if strategy.type == "RollingUpdate" and strategy.HasField("rolling_update"):
+        # The defaulted strategy (25%/25%): valid bounds, not both zero.
+        ru = strategy.rolling_update
+        unavailable = int_or_percent_within_100(ru.max_unavailable)
+        surge = int_or_percent_within_100(ru.max_surge)
+        if unavailable is not None and surge is not None and (unavailable or surge):
+            return []
     ru_path = child(path, "rollingUpdate")
     if strategy.type == "Recreate":
         if strategy.HasField("rolling_update"):
@@ -258,14 +285,19 @@ def _bad_intstr(path: str, v: Value, detail: str) -> FieldViolation:
 
 
 def validate_deployment(dep: apps_pb2.Deployment, old: apps_pb2.Deployment | None) -> Errors:
+    # Values first, paths only for what gets reported: this runs on every Deployment write.
     spec, path = dep.spec, "spec"
-    out = non_negative(spec.replicas, child(path, "replicas"))
+    out = non_negative(spec.replicas, child(path, "replicas")) if spec.replicas < 0 else []
     out.extend(_selector_and_template(_optional_selector(spec), spec.template, "deployment", path))
     out.extend(_deployment_strategy(spec.strategy, child(path, "strategy")))
-    out.extend(non_negative(spec.min_ready_seconds, child(path, "minReadySeconds")))
-    if spec.HasField("revision_history_limit"):
+    min_ready_seconds = spec.min_ready_seconds
+    if min_ready_seconds < 0:
+        out.extend(non_negative(min_ready_seconds, child(path, "minReadySeconds")))
+    if spec.revision_history_limit < 0 and spec.HasField("revision_history_limit"):
         out.extend(non_negative(spec.revision_history_limit, child(path, "revisionHistoryLimit")))
-    if spec.HasField("progress_deadline_seconds"):
+    if spec.progress_deadline_seconds <= max(min_ready_seconds, 0) and spec.HasField(
+        "progress_deadline_seconds"
+    ):
         pds_path = child(path, "progressDeadlineSeconds")
         out.extend(non_negative(spec.progress_deadline_seconds, pds_path))
         if spec.progress_deadline_seconds <= spec.min_ready_seconds:
@@ -408,6 +440,23 @@ def _stateful_set_strategy(strategy: apps_pb2.StatefulSetUpdateStrategy, path: s
     return out
 
 
+def _with_claim_volumes(spec: apps_pb2.StatefulSetSpec) -> core_pb2.PodTemplateSpec:
+    """The template as the controller will stamp it: every volumeClaimTemplate becomes a
+    persistentVolumeClaim volume of the pod, so a container may mount it by the claim's name
+    (the union Kubernetes' own StatefulSet validation leaves as a TODO)."""
+    names = {v.name for v in spec.template.spec.volumes}
+    claims = [c.metadata.name for c in spec.volume_claim_templates]
+    missing = [name for name in claims if name and name not in names]
+    if not missing:
+        return spec.template
+    template = core_pb2.PodTemplateSpec()
+    template.CopyFrom(spec.template)
+    for name in dict.fromkeys(missing):
+        volume = template.spec.volumes.add(name=name)
+        volume.persistent_volume_claim.claim_name = name
+    return template
+
+
 def _stateful_set_spec(spec: apps_pb2.StatefulSetSpec, path: str) -> Errors:
     out: Errors = []
     pmp_path = child(path, "podManagementPolicy")
@@ -431,7 +480,8 @@ def _stateful_set_spec(spec: apps_pb2.StatefulSetSpec, path: str) -> Errors:
         out.extend(non_negative(spec.ordinals.start, child(path, "ordinals.start")))
     if spec.HasField("revision_history_limit"):
         out.extend(non_negative(spec.revision_history_limit, child(path, "revisionHistoryLimit")))
-    out.extend(_selector_and_template(_optional_selector(spec), spec.template, "statefulset", path))
+    template = _with_claim_volumes(spec)
+    out.extend(_selector_and_template(_optional_selector(spec), template, "statefulset", path))
     if spec.service_name:
         out.extend(
             each_invalid(

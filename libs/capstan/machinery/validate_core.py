@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Final
 
 from capstan.api.core.v1 import core_pb2
-from capstan.machinery.intstr import validate_int_or_str_port
+from capstan.machinery.intstr import port_ok, validate_int_or_str_port
 from capstan.machinery.quantity import Quantity, QuantityError, parse_quantity
 from capstan.machinery.validate_meta import (
     Errors,
@@ -34,6 +34,8 @@ from capstan.machinery.validate_pod import (
 from capstan.machinery.validation import (
     SUPPORTED_PROTOCOLS,
     child,
+    config_map_key_ok,
+    dns1123_label_ok,
     duplicate,
     forbidden,
     index,
@@ -50,6 +52,7 @@ from capstan.machinery.validation import (
     not_supported,
     required,
     too_long,
+    utf8_len,
     validate_label_selector,
     validate_labels,
     validate_qualified_name,
@@ -114,6 +117,28 @@ IMMUTABLE_WHEN_SET: Final = "field is immutable when `immutable` is set"
 
 def _is_headless(spec: core_pb2.ServiceSpec) -> bool:
     return spec.cluster_ip == "None"
+
+
+def _service_port_ok(port: core_pb2.ServicePort, require_name: bool, names: set[str]) -> bool:
+    """True only when _validate_service_port would report nothing; then, like it, adds the
+    port's name to `names`. Anything unusual is left to the validator."""
+    name = port.name
+    if name:
+        if not dns1123_label_ok(name) or name in names:
+            return False
+    elif require_name:
+        return False
+    if (
+        not 1 <= port.port <= 65535
+        or port.protocol not in SUPPORTED_PROTOCOLS
+        or not port_ok(port.target_port)
+        or (port.node_port and not 1 <= port.node_port <= 65535)
+        or port.HasField("app_protocol")
+    ):
+        return False
+    if name:
+        names.add(name)
+    return True
 
 
 def _validate_service_port(
@@ -232,7 +257,8 @@ def validate_service(svc: core_pb2.Service, old: core_pb2.Service | None) -> Err
     names: set[str] = set()
     require_name = len(spec.ports) > 1
     for i, port in enumerate(spec.ports):
-        out.extend(_validate_service_port(port, require_name, names, index(ports_path, i)))
+        if not _service_port_ok(port, require_name, names):
+            out.extend(_validate_service_port(port, require_name, names, index(ports_path, i)))
     out.extend(validate_labels(spec.selector, child(path, "selector")))
     out.extend(enum(spec.session_affinity, SESSION_AFFINITIES, child(path, "sessionAffinity")))
     cfg_path = child(path, "sessionAffinityConfig")
@@ -407,22 +433,34 @@ def _immutable_data(
     return out
 
 
+def _data_keys_ok(data: Mapping[str, object], binary: Mapping[str, bytes]) -> bool:
+    """Every key a valid config key, and none in both maps: no key errors to report."""
+    for k in data:
+        if not config_map_key_ok(k) or k in binary:
+            return False
+    return all(config_map_key_ok(k) for k in binary)
+
+
 def validate_config_map(cm: core_pb2.ConfigMap, old: core_pb2.ConfigMap | None) -> Errors:
     out: Errors = []
     total = 0
     data, binary = cm.data, cm.binary_data
-    for k in sorted(data):
-        p = key("data", k)
-        out.extend(each_invalid(is_config_map_key(k), p, k))
-        if k in binary:
-            out.append(invalid(p, k, "duplicate of key present in binaryData"))
-        total += len(data[k].encode("utf-8"))
-    for k in sorted(binary):
-        p = key("binaryData", k)
-        out.extend(each_invalid(is_config_map_key(k), p, k))
-        if k in data:
-            out.append(invalid(p, k, "duplicate of key present in data"))
-        total += len(binary[k])
+    if _data_keys_ok(data, binary):
+        # Nothing to report per key, so no need to sort them or build their paths.
+        total = sum(utf8_len(data[k]) for k in data) + sum(len(binary[k]) for k in binary)
+    else:
+        for k in sorted(data):
+            p = key("data", k)
+            out.extend(each_invalid(is_config_map_key(k), p, k))
+            if k in binary:
+                out.append(invalid(p, k, "duplicate of key present in binaryData"))
+            total += utf8_len(data[k])
+        for k in sorted(binary):
+            p = key("binaryData", k)
+            out.extend(each_invalid(is_config_map_key(k), p, k))
+            if k in data:
+                out.append(invalid(p, k, "duplicate of key present in data"))
+            total += len(binary[k])
     if total > MAX_SECRET_SIZE:
         out.append(too_long("data", MAX_SECRET_SIZE))
     if old is not None:
@@ -443,9 +481,12 @@ def validate_secret(secret: core_pb2.Secret, old: core_pb2.Secret | None) -> Err
     out: Errors = []
     data = secret.data
     total = 0
-    for k in sorted(data):
-        out.extend(each_invalid(is_config_map_key(k), key("data", k), k))
-        total += len(data[k])
+    if _data_keys_ok(data, {}):
+        total = sum(len(data[k]) for k in data)
+    else:
+        for k in sorted(data):
+            out.extend(each_invalid(is_config_map_key(k), key("data", k), k))
+            total += len(data[k])
     if total > MAX_SECRET_SIZE:
         out.append(too_long("data", MAX_SECRET_SIZE))
     stype = secret.type

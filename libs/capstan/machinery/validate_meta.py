@@ -18,12 +18,14 @@ from google.protobuf.message import Message
 from capstan.api.meta.v1 import meta_pb2
 from capstan.machinery.validation import (
     child,
+    dns1123_label_ok,
     forbidden,
     invalid,
     is_dns1035_label,
     is_dns1123_label,
     is_dns1123_subdomain,
     is_qualified_name,
+    labels_ok,
     not_supported,
     required,
     validate_annotations,
@@ -191,11 +193,20 @@ def validate_finalizers(finalizers: Sequence[str], path: str) -> Errors:
 
 
 def _validate_meta_common(meta: meta_pb2.ObjectMeta, path: str) -> Errors:
-    out = non_negative(meta.generation, child(path, "generation"))
-    out.extend(validate_labels(meta.labels, child(path, "labels")))
-    out.extend(validate_annotations(meta.annotations, child(path, "annotations")))
-    out.extend(validate_owner_references(meta.owner_references, child(path, "ownerReferences")))
-    out.extend(validate_finalizers(meta.finalizers, child(path, "finalizers")))
+    # Every write passes here: look at each value first, build a path only to report.
+    out = non_negative(meta.generation, child(path, "generation")) if meta.generation < 0 else []
+    labels = meta.labels
+    if labels and not labels_ok(labels):
+        out.extend(validate_labels(labels, child(path, "labels")))
+    annotations = meta.annotations
+    if annotations:
+        out.extend(validate_annotations(annotations, child(path, "annotations")))
+    refs = meta.owner_references
+    if refs:
+        out.extend(validate_owner_references(refs, child(path, "ownerReferences")))
+    finalizers = meta.finalizers
+    if finalizers:
+        out.extend(validate_finalizers(finalizers, child(path, "finalizers")))
     return out
 
 
@@ -204,24 +215,26 @@ def validate_object_meta(
 ) -> Errors:
     """Kubernetes' ValidateObjectMeta for a create."""
     out: Errors = []
-    if meta.generate_name:
-        out.extend(
-            each_invalid(
-                name_fn(meta.generate_name, True), child(path, "generateName"), meta.generate_name
-            )
-        )
-    if not meta.name:
+    generate_name = meta.generate_name
+    if generate_name:
+        messages = name_fn(generate_name, True)
+        if messages:
+            out.extend(each_invalid(messages, child(path, "generateName"), generate_name))
+    name = meta.name
+    if not name:
         out.append(required(child(path, "name"), "name or generateName is required"))
     else:
-        out.extend(each_invalid(name_fn(meta.name, False), child(path, "name"), meta.name))
-    ns_path = child(path, "namespace")
+        messages = name_fn(name, False)
+        if messages:
+            out.extend(each_invalid(messages, child(path, "name"), name))
+    namespace = meta.namespace
     if namespaced:
-        if not meta.namespace:
-            out.append(required(ns_path))
-        else:
-            out.extend(validate_namespace_name(meta.namespace, ns_path))
-    elif meta.namespace:
-        out.append(forbidden(ns_path, "not allowed on this type"))
+        if not namespace:
+            out.append(required(child(path, "namespace")))
+        elif not dns1123_label_ok(namespace):
+            out.extend(validate_namespace_name(namespace, child(path, "namespace")))
+    elif namespace:
+        out.append(forbidden(child(path, "namespace"), "not allowed on this type"))
     out.extend(_validate_meta_common(meta, path))
     return out
 

@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Mapping, Sequence
-from typing import Final
+from typing import Final, Generic, TypeVar
 
 from capstan.api.core.v1 import core_pb2
-from capstan.machinery.intstr import validate_int_or_str_port
-from capstan.machinery.quantity import QUANTITY_ERR_MSG, QuantityError, parse_quantity
+from capstan.machinery.intstr import port_ok, validate_int_or_str_port
+from capstan.machinery.quantity import (
+    QUANTITY_ERR_MSG,
+    QuantityError,
+    compare_quantity_text,
+    parse_quantity,
+    plain_non_negative_quantity,
+)
 from capstan.machinery.validate_meta import (
     Errors,
     at_least,
@@ -30,7 +36,11 @@ from capstan.machinery.validate_meta import (
 from capstan.machinery.validation import (
     SUPPORTED_PROTOCOLS,
     child,
+    config_map_key_ok,
+    dns1123_label_ok,
+    dns1123_subdomain_ok,
     duplicate,
+    env_var_name_ok,
     forbidden,
     index,
     invalid,
@@ -43,7 +53,9 @@ from capstan.machinery.validation import (
     is_port_name,
     is_port_number,
     is_qualified_name,
+    labels_ok,
     not_supported,
+    port_name_ok,
     regex_error,
     required,
     validate_annotations,
@@ -147,6 +159,8 @@ def _file_mode(mode: int, path: str) -> Errors:
 
 def validate_quantity_value(value: str, path: str) -> Errors:
     """Parseable (Kubernetes rejects a bad quantity while decoding) and not negative."""
+    if plain_non_negative_quantity(value):
+        return []
     try:
         quantity = parse_quantity(value)
     except QuantityError:
@@ -768,19 +782,27 @@ def _validate_containers(spec: core_pb2.PodSpec, volumes: Collection[str], path:
         ("containers", "containers", False),
     ):
         containers: Sequence[core_pb2.Container] = getattr(spec, field)
+        if not containers:
+            if not init:
+                out.append(required(child(path, camel)))
+            continue
         list_path = child(path, camel)
-        if not init and not containers:
-            out.append(required(list_path))
         for i, ctr in enumerate(containers):
-            p = index(list_path, i)
-            name_path = child(p, "name")
-            if not ctr.name:
-                out.append(required(name_path))
+            name = ctr.name
+            if name and dns1123_label_ok(name) and name not in names:
+                names.add(name)
             else:
-                out.extend(each_invalid(is_dns1123_label(ctr.name), name_path, ctr.name))
-                if ctr.name in names:
-                    out.append(duplicate(name_path, ctr.name))
-                names.add(ctr.name)
+                name_path = child(index(list_path, i), "name")
+                if not name:
+                    out.append(required(name_path))
+                else:
+                    out.extend(each_invalid(is_dns1123_label(name), name_path, name))
+                    if name in names:
+                        out.append(duplicate(name_path, name))
+                    names.add(name)
+            if not init and _container_ok_memoised(ctr, volumes):
+                continue  # nothing to report, and no host ports (see _ports_ok)
+            p = index(list_path, i)
             out.extend(_validate_container(ctr, volumes, p, init=init))
             for j, port in enumerate(ctr.ports):
                 if port.host_port == 0:
@@ -800,6 +822,307 @@ def _validate_containers(spec: core_pb2.PodSpec, volumes: Collection[str], path:
                     out.append(duplicate(child(index(child(p, "ports"), j), "hostPort"), token))
                 host_ports.add(token)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Fast paths for valid pods
+#
+# Validation runs on every write, and nearly every object written is valid. Reading one
+# protobuf field from Python costs 0.1-0.3 us, so the validators above (which build a path and
+# a list for every check) cost far more than the checks themselves. Each `_x_ok` predicate
+# below reads a structure once and answers True only when its validator would report nothing;
+# anything unusual answers False and the validator decides. Violations therefore always come
+# from the validators; tests/unit/machinery/test_validation_fast_paths.py holds every
+# predicate against its validator on fuzzed objects.
+#
+# Serialising a message is C and costs a tenth of reading it field by field, and the apiserver
+# sees the same pod specs and containers over and over (every pod of a workload carries its
+# template), so verdicts on valid ones are also remembered by their serialised form. Validity
+# is a pure function of a message's content and equal bytes mean equal content, so a hit can
+# never be wrong; invalid messages are never remembered (their violations name paths).
+
+_V = TypeVar("_V")
+
+
+class _VerdictMemo(Generic[_V]):
+    """Verdicts on valid messages by their deterministic serialisation, bounded in entries and
+    in the size of what is kept, whatever clients send."""
+
+    __slots__ = ("_entries", "_max_key_bytes", "_verdicts")
+
+    def __init__(self, entries: int, max_key_bytes: int) -> None:
+        self._entries = entries
+        self._max_key_bytes = max_key_bytes
+        self._verdicts: dict[bytes, _V] = {}
+
+    def get(self, key: bytes) -> _V | None:
+        return self._verdicts.get(key)
+
+    def remember(self, key: bytes, verdict: _V) -> None:
+        if len(key) > self._max_key_bytes:
+            return
+        if len(self._verdicts) >= self._entries:
+            self._verdicts.clear()  # crude but thread-safe; the working set comes right back
+        self._verdicts[key] = verdict
+
+    def clear(self) -> None:
+        self._verdicts.clear()
+
+
+_valid_specs: _VerdictMemo[bool] = _VerdictMemo(512, 16 * 1024)
+# A container's verdict holds for any pod that has the volumes it mounts: those are kept.
+_valid_containers: _VerdictMemo[frozenset[str]] = _VerdictMemo(1024, 8 * 1024)
+
+
+def _key_to_paths_free(
+    source: core_pb2.ConfigMapVolumeSource | core_pb2.SecretVolumeSource,
+) -> bool:
+    return not source.items and (
+        not source.HasField("default_mode") or 0 <= source.default_mode <= 0o777
+    )
+
+
+def _volume_source_ok(vol: core_pb2.Volume) -> bool:
+    source = vol.WhichOneof("source")
+    if source == "empty_dir":
+        limit = vol.empty_dir.size_limit
+        return not limit or plain_non_negative_quantity(limit)
+    if source == "config_map":
+        cm = vol.config_map
+        return dns1123_subdomain_ok(cm.name) and _key_to_paths_free(cm)
+    if source == "secret":
+        secret = vol.secret
+        return bool(secret.secret_name) and _key_to_paths_free(secret)
+    if source == "persistent_volume_claim":
+        return bool(vol.persistent_volume_claim.claim_name)
+    return False
+
+
+def _volume_names_if_ok(volumes: Sequence[core_pb2.Volume]) -> set[str] | None:
+    """validate_volumes' name set when it would report nothing, else None."""
+    names: set[str] = set()
+    for vol in volumes:
+        name = vol.name
+        if not dns1123_label_ok(name) or name in names or not _volume_source_ok(vol):
+            return None
+        names.add(name)
+    return names
+
+
+def _ports_ok(ports: Sequence[core_pb2.ContainerPort]) -> bool:
+    """Also False for any hostPort, so that a container passing needs no host-port checks."""
+    names: set[str] = set()
+    for port in ports:
+        name = port.name
+        if name:
+            if not port_name_ok(name) or name in names:
+                return False
+            names.add(name)
+        if (
+            not 1 <= port.container_port <= 65535
+            or port.host_port
+            or port.protocol not in SUPPORTED_PROTOCOLS
+            or port.host_ip
+        ):
+            return False
+    return True
+
+
+def _env_ok(env: Sequence[core_pb2.EnvVar]) -> bool:
+    for var in env:
+        if not env_var_name_ok(var.name):
+            return False
+        if not var.HasField("value_from"):
+            continue
+        source = var.value_from
+        if var.value or source.HasField("resource_field_ref"):
+            return False
+        has_field, has_config_map, has_secret = (
+            source.HasField("field_ref"),
+            source.HasField("config_map_key_ref"),
+            source.HasField("secret_key_ref"),
+        )
+        if has_field + has_config_map + has_secret != 1:
+            return False
+        if has_field:
+            ref = source.field_ref
+            if not ref.api_version or ref.field_path not in _ENV_FIELD_PATHS:
+                return False
+        else:
+            key_ref = source.config_map_key_ref if has_config_map else source.secret_key_ref
+            if not (dns1123_subdomain_ok(key_ref.name) and config_map_key_ok(key_ref.key)):
+                return False
+    return True
+
+
+def _env_from_ok(sources: Sequence[core_pb2.EnvFromSource]) -> bool:
+    for src in sources:
+        if src.prefix and not env_var_name_ok(src.prefix):
+            return False
+        has_config_map, has_secret = src.HasField("config_map_ref"), src.HasField("secret_ref")
+        if has_config_map == has_secret:
+            return False
+        ref = src.config_map_ref if has_config_map else src.secret_ref
+        if not dns1123_subdomain_ok(ref.name):
+            return False
+    return True
+
+
+def _mount_names_if_ok(mounts: Sequence[core_pb2.VolumeMount]) -> frozenset[str] | None:
+    """The volumes the mounts need when nothing else about them is wrong, else None."""
+    names: set[str] = set()
+    seen: set[str] = set()
+    for mount in mounts:
+        name, mount_path, sub_path = mount.name, mount.mount_path, mount.sub_path
+        if not name or not mount_path.startswith("/") or mount_path in seen:
+            return None
+        names.add(name)
+        seen.add(mount_path)
+        if sub_path and (
+            mount.sub_path_expr or sub_path.startswith("/") or ".." in sub_path.split("/")
+        ):
+            return None
+        if mount.HasField("mount_propagation") and mount.mount_propagation not in (
+            MOUNT_PROPAGATIONS
+        ):
+            return None
+    return frozenset(names)
+
+
+def _mounts_ok(mounts: Sequence[core_pb2.VolumeMount], volumes: Collection[str]) -> bool:
+    names = _mount_names_if_ok(mounts)
+    return names is not None and names.issubset(volumes)
+
+
+def _resources_ok(res: core_pb2.ResourceRequirements) -> bool:
+    """Standard resources with plain quantities, each request at most its limit."""
+    limits, requests = res.limits, res.requests
+    for name in limits:
+        if name not in STANDARD_CONTAINER_RESOURCES or not plain_non_negative_quantity(
+            limits[name]
+        ):
+            return False
+    for name in requests:
+        value = requests[name]
+        if name not in STANDARD_CONTAINER_RESOURCES or not plain_non_negative_quantity(value):
+            return False
+        # Standard resources may be overcommitted: a request only has to stay within its limit.
+        if name in limits and compare_quantity_text(value, limits[name]) > 0:
+            return False
+    return True
+
+
+def _http_get_ok(action: core_pb2.HTTPGetAction) -> bool:
+    if not action.path or action.scheme not in HTTP_SCHEMES or not port_ok(action.port):
+        return False
+    headers = action.http_headers
+    if headers:
+        for header in headers:
+            if not _HTTP_HEADER_RE.match(header.name):
+                return False
+    return True
+
+
+def _handler_ok(handler: core_pb2.Probe | core_pb2.LifecycleHandler) -> bool:
+    kind = handler.WhichOneof("handler")
+    if kind == "http_get":
+        return _http_get_ok(handler.http_get)
+    if kind == "tcp_socket":
+        return port_ok(handler.tcp_socket.port)
+    if kind == "exec":
+        return bool(handler.exec.command)
+    return False
+
+
+def _probe_ok(probe: core_pb2.Probe, success_must_be_one: bool) -> bool:
+    kind = probe.WhichOneof("handler")
+    if kind == "tcp_socket":
+        if not port_ok(probe.tcp_socket.port):
+            return False
+    elif not (_http_get_ok(probe.http_get) if kind == "http_get" else _handler_ok(probe)):
+        return False
+    if probe.initial_delay_seconds < 0:
+        return False
+    success = probe.success_threshold
+    # Values under 1 are fine only while unset; let the validator tell.
+    if min(probe.timeout_seconds, probe.period_seconds, success, probe.failure_threshold) < 1:
+        return False
+    if success_must_be_one and success != 1:
+        return False
+    return probe.termination_grace_period_seconds > 0 or not probe.HasField(
+        "termination_grace_period_seconds"
+    )
+
+
+def _container_ok(ctr: core_pb2.Container, volumes: Collection[str]) -> bool:
+    """An app container (not an init container) that _validate_container passes."""
+    needed = _container_mounts_if_ok(ctr)
+    return needed is not None and needed.issubset(volumes)
+
+
+_NO_MOUNTS: Final[frozenset[str]] = frozenset()
+
+
+def _container_mounts_if_ok(ctr: core_pb2.Container) -> frozenset[str] | None:
+    """The volumes an app container mounts, if _validate_container passes it whenever the pod
+    has them; None if it might not."""
+    image = ctr.image
+    if (
+        not image
+        or image != image.strip()
+        or ctr.image_pull_policy not in PULL_POLICIES
+        or ctr.termination_message_policy not in TERMINATION_MESSAGE_POLICIES
+        or ctr.HasField("restart_policy")
+    ):
+        return None
+    ports, env, env_from, mounts = ctr.ports, ctr.env, ctr.env_from, ctr.volume_mounts
+    if (
+        (ports and not _ports_ok(ports))
+        or (env and not _env_ok(env))
+        or (env_from and not _env_from_ok(env_from))
+        or not _resources_ok(ctr.resources)
+    ):
+        return None
+    needed = _mount_names_if_ok(mounts) if mounts else _NO_MOUNTS
+    if needed is None:
+        return None
+    if (
+        (ctr.HasField("liveness_probe") and not _probe_ok(ctr.liveness_probe, True))
+        or (ctr.HasField("readiness_probe") and not _probe_ok(ctr.readiness_probe, False))
+        or (ctr.HasField("startup_probe") and not _probe_ok(ctr.startup_probe, True))
+    ):
+        return None
+    if ctr.HasField("lifecycle"):
+        lifecycle = ctr.lifecycle
+        if (lifecycle.HasField("post_start") and not _handler_ok(lifecycle.post_start)) or (
+            lifecycle.HasField("pre_stop") and not _handler_ok(lifecycle.pre_stop)
+        ):
+            return None
+    if ctr.HasField("security_context"):
+        sc = ctr.security_context
+        if not (0 <= sc.run_as_user <= MAX_INT32 and 0 <= sc.run_as_group <= MAX_INT32):
+            return None
+        if (
+            sc.privileged
+            and sc.HasField("allow_privilege_escalation")
+            and not sc.allow_privilege_escalation
+        ):
+            return None
+    return needed
+
+
+def _container_ok_memoised(ctr: core_pb2.Container, volumes: Collection[str]) -> bool:
+    """_container_ok, answered from the container's serialised form when it was seen before:
+    a workload's pods share their containers even where their specs differ (a StatefulSet's
+    pods each have their own hostname, for one)."""
+    key = ctr.SerializeToString(deterministic=True)
+    needed = _valid_containers.get(key)
+    if needed is None:
+        needed = _container_mounts_if_ok(ctr)
+        if needed is None:
+            return False
+        _valid_containers.remember(key, needed)
+    return needed.issubset(volumes)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1050,12 +1373,34 @@ def _validate_dns(spec: core_pb2.PodSpec, path: str) -> Errors:
 
 
 def validate_pod_spec(spec: core_pb2.PodSpec, path: str) -> Errors:
-    out, volumes = validate_volumes(spec.volumes, child(path, "volumes"))
+    key = spec.SerializeToString(deterministic=True)
+    if _valid_specs.get(key):
+        return []
+    out = _validate_pod_spec(spec, path)
+    if not out:
+        _valid_specs.remember(key, True)
+    return out
+
+
+def _validate_pod_spec(spec: core_pb2.PodSpec, path: str) -> Errors:
+    # Every check looks at the value first: paths are built only for what gets reported.
+    volumes = _volume_names_if_ok(spec.volumes)
+    if volumes is None:
+        out, volumes = validate_volumes(spec.volumes, child(path, "volumes"))
+    else:
+        out = []
     out.extend(_validate_containers(spec, volumes, path))
-    out.extend(enum(spec.restart_policy, RESTART_POLICIES, child(path, "restartPolicy")))
-    out.extend(_validate_dns(spec, path))
-    out.extend(validate_labels(spec.node_selector, child(path, "nodeSelector")))
-    if spec.HasField("termination_grace_period_seconds"):
+    if spec.restart_policy not in RESTART_POLICIES:
+        out.extend(enum(spec.restart_policy, RESTART_POLICIES, child(path, "restartPolicy")))
+    dns_policy = spec.dns_policy
+    if dns_policy not in DNS_POLICIES or dns_policy == "None" or spec.HasField("dns_config"):
+        out.extend(_validate_dns(spec, path))
+    if spec.node_selector and not labels_ok(spec.node_selector):
+        out.extend(validate_labels(spec.node_selector, child(path, "nodeSelector")))
+    if (
+        spec.HasField("termination_grace_period_seconds")
+        and spec.termination_grace_period_seconds < 0
+    ):
         out.extend(
             non_negative(
                 spec.termination_grace_period_seconds, child(path, "terminationGracePeriodSeconds")
@@ -1071,23 +1416,25 @@ def validate_pod_spec(spec: core_pb2.PodSpec, path: str) -> Errors:
                     f"must be between 1 and {MAX_INT32}, inclusive",
                 )
             )
-    for field, camel in (
-        ("service_account_name", "serviceAccountName"),
-        ("node_name", "nodeName"),
+    for camel, value in (
+        ("serviceAccountName", spec.service_account_name),
+        ("nodeName", spec.node_name),
     ):
-        value = getattr(spec, field)
-        if value:
+        if value and not dns1123_subdomain_ok(value):
             out.extend(each_invalid(is_dns1123_subdomain(value), child(path, camel), value))
-    for field in ("hostname", "subdomain"):
-        value = getattr(spec, field)
-        if value:
-            out.extend(each_invalid(is_dns1123_label(value), child(path, field), value))
-    out.extend(validate_tolerations(spec.tolerations, child(path, "tolerations")))
+    for camel, value in (("hostname", spec.hostname), ("subdomain", spec.subdomain)):
+        if value and not dns1123_label_ok(value):
+            out.extend(each_invalid(is_dns1123_label(value), child(path, camel), value))
+    if spec.tolerations:
+        out.extend(validate_tolerations(spec.tolerations, child(path, "tolerations")))
     if spec.HasField("affinity"):
         out.extend(validate_affinity(spec.affinity, child(path, "affinity")))
-    out.extend(
-        _topology_spread(spec.topology_spread_constraints, child(path, "topologySpreadConstraints"))
-    )
+    if spec.topology_spread_constraints:
+        out.extend(
+            _topology_spread(
+                spec.topology_spread_constraints, child(path, "topologySpreadConstraints")
+            )
+        )
     for i, alias in enumerate(spec.host_aliases):
         p = index(child(path, "hostAliases"), i)
         out.extend(each_invalid(is_ip(alias.ip), child(p, "ip"), alias.ip))
@@ -1098,13 +1445,18 @@ def validate_pod_spec(spec: core_pb2.PodSpec, path: str) -> Errors:
                 )
             )
     if spec.HasField("security_context"):
-        out.extend(
-            _id_range(
-                spec.security_context,
-                ("run_as_user", "run_as_group", "fs_group"),
-                child(path, "securityContext"),
+        sc = spec.security_context
+        # An unset id reads 0, which is in range: only an out-of-range value needs a look.
+        if not (
+            0 <= sc.run_as_user <= MAX_INT32
+            and 0 <= sc.run_as_group <= MAX_INT32
+            and 0 <= sc.fs_group <= MAX_INT32
+        ):
+            out.extend(
+                _id_range(
+                    sc, ("run_as_user", "run_as_group", "fs_group"), child(path, "securityContext")
+                )
             )
-        )
     for i, secret in enumerate(spec.image_pull_secrets):
         if not secret.name:
             out.append(required(child(index(child(path, "imagePullSecrets"), i), "name")))
@@ -1120,9 +1472,12 @@ def validate_pod_spec(spec: core_pb2.PodSpec, path: str) -> Errors:
 
 
 def validate_pod_template_spec(template: core_pb2.PodTemplateSpec, path: str) -> Errors:
-    meta_path = child(path, "metadata")
-    out = validate_labels(template.metadata.labels, child(meta_path, "labels"))
-    out.extend(validate_annotations(template.metadata.annotations, child(meta_path, "annotations")))
+    meta = template.metadata
+    out: Errors = []
+    if meta.labels and not labels_ok(meta.labels):
+        out.extend(validate_labels(meta.labels, child(path, "metadata.labels")))
+    if meta.annotations:
+        out.extend(validate_annotations(meta.annotations, child(path, "metadata.annotations")))
     out.extend(validate_pod_spec(template.spec, child(path, "spec")))
     return out
 

@@ -12,12 +12,13 @@ that is what a user wrote in the manifest.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import random
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping
-from typing import Protocol
+from typing import Final, Protocol
 
 from capstan.machinery.violations import FieldViolation
 
@@ -113,8 +114,8 @@ def _full(fmt: str) -> re.Pattern[str]:
     return re.compile(f"(?:{fmt})\\Z")
 
 
-def _byte_len(value: str) -> int:
-    # Go's len() counts UTF-8 bytes; Kubernetes' limits are defined in those terms.
+def utf8_len(value: str) -> int:
+    """Go's len() of a string: UTF-8 bytes, the unit of Kubernetes' limits (no copy for ASCII)."""
     return len(value) if value.isascii() else len(value.encode("utf-8"))
 
 
@@ -144,10 +145,37 @@ _dns1123_label_re = _full(DNS1123_LABEL_FMT)
 _dns1123_subdomain_re = _full(DNS1123_SUBDOMAIN_FMT)
 _dns1035_label_re = _full(DNS1035_LABEL_FMT)
 
+# Fast paths. Validation runs on every API write and almost every value is valid, so each
+# `is_*` first asks a `*_ok` predicate: one regex that holds exactly for valid values, length
+# included (every character these accept is ASCII, so characters are bytes), memoised because
+# the same names, label keys and values come back in object after object (a cache hit costs a
+# tenth of the match). Messages are spelled out only for a value that fails.
+_MEMO_SIZE: Final = 4096
+
+
+def _memo_ok(pattern: str) -> Callable[[str], bool]:
+    match = re.compile(pattern).match
+
+    @functools.lru_cache(maxsize=_MEMO_SIZE)
+    def ok(value: str) -> bool:
+        return match(value) is not None
+
+    return ok
+
+
+_LABEL_BODY = "[a-z0-9](?:[-a-z0-9]*[a-z0-9])?"
+dns1123_label_ok = _memo_ok(r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?\Z")
+dns1123_subdomain_ok = _memo_ok(rf"(?=[-a-z0-9.]{{1,253}}\Z){_LABEL_BODY}(?:\.{_LABEL_BODY})*\Z")
+dns1035_label_ok = _memo_ok(r"[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?\Z")
+
 
 def is_dns1123_label(value: str) -> list[str]:
+    return [] if dns1123_label_ok(value) else _dns1123_label_errors(value)
+
+
+def _dns1123_label_errors(value: str) -> list[str]:
     errs: list[str] = []
-    if _byte_len(value) > DNS1123_LABEL_MAX_LENGTH:
+    if utf8_len(value) > DNS1123_LABEL_MAX_LENGTH:
         errs.append(max_len_error(DNS1123_LABEL_MAX_LENGTH))
     if not _dns1123_label_re.match(value):
         if _dns1123_subdomain_re.match(value):
@@ -159,8 +187,12 @@ def is_dns1123_label(value: str) -> list[str]:
 
 
 def is_dns1123_subdomain(value: str) -> list[str]:
+    return [] if dns1123_subdomain_ok(value) else _dns1123_subdomain_errors(value)
+
+
+def _dns1123_subdomain_errors(value: str) -> list[str]:
     errs: list[str] = []
-    if _byte_len(value) > DNS1123_SUBDOMAIN_MAX_LENGTH:
+    if utf8_len(value) > DNS1123_SUBDOMAIN_MAX_LENGTH:
         errs.append(max_len_error(DNS1123_SUBDOMAIN_MAX_LENGTH))
     if not _dns1123_subdomain_re.match(value):
         errs.append(regex_error(DNS1123_SUBDOMAIN_ERR_MSG, DNS1123_SUBDOMAIN_FMT, "example.com"))
@@ -168,8 +200,12 @@ def is_dns1123_subdomain(value: str) -> list[str]:
 
 
 def is_dns1035_label(value: str) -> list[str]:
+    return [] if dns1035_label_ok(value) else _dns1035_label_errors(value)
+
+
+def _dns1035_label_errors(value: str) -> list[str]:
     errs: list[str] = []
-    if _byte_len(value) > DNS1035_LABEL_MAX_LENGTH:
+    if utf8_len(value) > DNS1035_LABEL_MAX_LENGTH:
         errs.append(max_len_error(DNS1035_LABEL_MAX_LENGTH))
     if not _dns1035_label_re.match(value):
         errs.append(regex_error(DNS1035_LABEL_ERR_MSG, DNS1035_LABEL_FMT, "my-name", "abc-123"))
@@ -195,9 +231,19 @@ LABEL_VALUE_MAX_LENGTH = 63
 _qualified_name_re = _full(QUALIFIED_NAME_FMT)
 _label_value_re = _full(LABEL_VALUE_FMT)
 
+_QUALIFIED_BODY = "[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+qualified_name_ok = _memo_ok(
+    rf"(?:(?=[-a-z0-9.]{{1,253}}/){_LABEL_BODY}(?:\.{_LABEL_BODY})*/)?{_QUALIFIED_BODY}\Z"
+)
+label_value_ok = _memo_ok(rf"(?:{_QUALIFIED_BODY})?\Z")
+
 
 def is_qualified_name(value: str) -> list[str]:
     """Label keys: an optional DNS-1123 subdomain prefix and '/', then a name of up to 63."""
+    return [] if qualified_name_ok(value) else _qualified_name_errors(value)
+
+
+def _qualified_name_errors(value: str) -> list[str]:
     errs: list[str] = []
     parts = value.split("/")
     if len(parts) == 1:
@@ -218,7 +264,7 @@ def is_qualified_name(value: str) -> list[str]:
         ]
     if not name:
         errs.append("name part " + empty_error())
-    elif _byte_len(name) > QUALIFIED_NAME_MAX_LENGTH:
+    elif utf8_len(name) > QUALIFIED_NAME_MAX_LENGTH:
         errs.append("name part " + max_len_error(QUALIFIED_NAME_MAX_LENGTH))
     if not _qualified_name_re.match(name):
         errs.append(
@@ -234,8 +280,12 @@ is_label_key = is_qualified_name
 
 
 def is_label_value(value: str) -> list[str]:
+    return [] if label_value_ok(value) else _label_value_errors(value)
+
+
+def _label_value_errors(value: str) -> list[str]:
     errs: list[str] = []
-    if _byte_len(value) > LABEL_VALUE_MAX_LENGTH:
+    if utf8_len(value) > LABEL_VALUE_MAX_LENGTH:
         errs.append(max_len_error(LABEL_VALUE_MAX_LENGTH))
     if not _label_value_re.match(value):
         errs.append(
@@ -259,6 +309,9 @@ ENV_VAR_NAME_ERR_MSG = (
 
 _config_map_key_re = _full(CONFIG_MAP_KEY_FMT)
 _env_var_name_re = _full(ENV_VAR_NAME_FMT)
+# Valid keys and names also must not be ".", ".." or start with "..".
+config_map_key_ok = _memo_ok(r"(?!\.\.)(?!\.\Z)[-._a-zA-Z0-9]{1,253}\Z")
+env_var_name_ok = _memo_ok(r"(?!\.\.)(?!\.\Z)[-._a-zA-Z][-._a-zA-Z0-9]*\Z")
 
 
 def _chdir_prefix_errors(value: str) -> list[str]:
@@ -273,8 +326,12 @@ def _chdir_prefix_errors(value: str) -> list[str]:
 
 
 def is_config_map_key(value: str) -> list[str]:
+    return [] if config_map_key_ok(value) else _config_map_key_errors(value)
+
+
+def _config_map_key_errors(value: str) -> list[str]:
     errs: list[str] = []
-    if _byte_len(value) > DNS1123_SUBDOMAIN_MAX_LENGTH:
+    if utf8_len(value) > DNS1123_SUBDOMAIN_MAX_LENGTH:
         errs.append(max_len_error(DNS1123_SUBDOMAIN_MAX_LENGTH))
     if not _config_map_key_re.match(value):
         errs.append(
@@ -287,6 +344,10 @@ def is_config_map_key(value: str) -> list[str]:
 
 
 def is_env_var_name(value: str) -> list[str]:
+    return [] if env_var_name_ok(value) else _env_var_name_errors(value)
+
+
+def _env_var_name_errors(value: str) -> list[str]:
     errs: list[str] = []
     if not _env_var_name_re.match(value):
         errs.append(
@@ -305,6 +366,10 @@ PORT_NAME_MAX_LENGTH = 15
 _port_name_charset_re = re.compile(r"[-a-z0-9]+\Z")
 _port_name_one_letter_re = re.compile(r"[a-z]")
 SUPPORTED_PROTOCOLS = ("SCTP", "TCP", "UDP")
+# At most 15 of [-a-z0-9], a letter somewhere, no "--", no hyphen at either end.
+port_name_ok = _memo_ok(
+    r"(?=[-a-z0-9]{1,15}\Z)(?=[-0-9]*[a-z])(?!.*--)[a-z0-9](?:[-a-z0-9]*[a-z0-9])?\Z"
+)
 
 
 def is_port_number(port: int) -> list[str]:
@@ -313,8 +378,12 @@ def is_port_number(port: int) -> list[str]:
 
 def is_port_name(name: str) -> list[str]:
     """IANA_SVC_NAME (RFC 6335), the only names a named port may have."""
+    return [] if port_name_ok(name) else _port_name_errors(name)
+
+
+def _port_name_errors(name: str) -> list[str]:
     errs: list[str] = []
-    if _byte_len(name) > PORT_NAME_MAX_LENGTH:
+    if utf8_len(name) > PORT_NAME_MAX_LENGTH:
         errs.append(max_len_error(PORT_NAME_MAX_LENGTH))
     if not _port_name_charset_re.match(name):
         errs.append("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)")
@@ -341,8 +410,14 @@ def _parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | Non
         return None
 
 
+@functools.lru_cache(maxsize=_MEMO_SIZE)
+def ip_ok(value: str) -> bool:
+    """is_ip without messages, memoised (cluster, pod and host IPs come back on every write)."""
+    return _parse_ip(value) is not None
+
+
 def is_ip(value: str) -> list[str]:
-    if _parse_ip(value) is None:
+    if not ip_ok(value):
         return ["must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"]
     return []
 
@@ -451,8 +526,19 @@ def validate_absolute_path(value: str, path: str) -> list[FieldViolation]:
 TOTAL_ANNOTATION_SIZE_LIMIT_BYTES = 256 * 1024
 
 
+def labels_ok(labels: Mapping[str, str]) -> bool:
+    """Every key a qualified name and every value a label value (the common case, no sorting)."""
+    # Keys and indexing: a proto map's items() goes through the slow generic Mapping view.
+    for key in labels:  # noqa: SIM110 - a plain loop, not all(generator): this is hot
+        if not (qualified_name_ok(key) and label_value_ok(labels[key])):
+            return False
+    return True
+
+
 def validate_labels(labels: Mapping[str, str], path: str) -> list[FieldViolation]:
     """Kubernetes reports label errors at the map's path; the bad key or value is in the text."""
+    if not labels or labels_ok(labels):
+        return []
     out: list[FieldViolation] = []
     for key in sorted(labels):
         out.extend(_invalid_each(is_qualified_name(key), path, key))
@@ -462,12 +548,16 @@ def validate_labels(labels: Mapping[str, str], path: str) -> list[FieldViolation
 
 
 def validate_annotations(annotations: Mapping[str, str], path: str) -> list[FieldViolation]:
+    if not annotations:
+        return []
     out: list[FieldViolation] = []
     total = 0
     for key in sorted(annotations):
         # Annotation keys are qualified names in which case does not matter.
-        out.extend(_invalid_each(is_qualified_name(key.lower()), path, key))
-        total += _byte_len(key) + _byte_len(annotations[key])
+        lowered = key.lower()
+        if not qualified_name_ok(lowered):
+            out.extend(_invalid_each(_qualified_name_errors(lowered), path, key))
+        total += utf8_len(key) + utf8_len(annotations[key])
     if total > TOTAL_ANNOTATION_SIZE_LIMIT_BYTES:
         out.append(too_long(path, TOTAL_ANNOTATION_SIZE_LIMIT_BYTES))
     return out
@@ -522,10 +612,13 @@ def validate_label_selector_requirement(
 
 def validate_label_selector(selector: LabelSelectorLike, path: str) -> list[FieldViolation]:
     """Validate a meta.v1.LabelSelector. An unset selector is the caller's business."""
-    out = validate_labels(selector.match_labels, child(path, "matchLabels"))
-    expressions_path = child(path, "matchExpressions")
-    for i, req in enumerate(selector.match_expressions):
-        out.extend(validate_label_selector_requirement(req, index(expressions_path, i)))
+    match_labels = selector.match_labels
+    out = validate_labels(match_labels, child(path, "matchLabels")) if match_labels else []
+    expressions = selector.match_expressions
+    if expressions:
+        expressions_path = child(path, "matchExpressions")
+        for i, req in enumerate(expressions):
+            out.extend(validate_label_selector_requirement(req, index(expressions_path, i)))
     return out
 
 
