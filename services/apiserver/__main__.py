@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from capstan import eventloop, logs
+from capstan.client import ClientTLS
 from capstan.grpc_server import TLSConfig
 
 from apiserver.server import Config, run
@@ -46,6 +47,12 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Config, argparse.Name
         default="127.0.0.1:9090",
         help="host:port for /metrics, /healthz, /readyz ('' disables)",
     )
+    p.add_argument(
+        "--kubelet-certificate-authority",
+        help="CA to verify kubelets' node API certificates (relays of logs/exec/stats use TLS)",
+    )
+    p.add_argument("--kubelet-client-certificate", help="client certificate for kubelets")
+    p.add_argument("--kubelet-client-key", help="client key for kubelets")
     p.add_argument("--log-format", choices=["auto", "console", "json"], default="auto")
     p.add_argument("--log-level", default="info")
     args = p.parse_args(argv)
@@ -65,7 +72,19 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Config, argparse.Name
         path = args.store.removeprefix("sqlite://").split("?")[0]
         if path.startswith("/"):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+    kubelet_tls = None
+    if args.kubelet_certificate_authority:
+        if bool(args.kubelet_client_certificate) != bool(args.kubelet_client_key):
+            p.error("--kubelet-client-certificate and --kubelet-client-key go together")
+        kubelet_tls = ClientTLS(
+            args.kubelet_certificate_authority,
+            args.kubelet_client_certificate,
+            args.kubelet_client_key,
+        )
+    elif args.kubelet_client_certificate or args.kubelet_client_key:
+        p.error("--kubelet-client-certificate needs --kubelet-certificate-authority")
     config = Config(
+        kubelet_tls=kubelet_tls,
         listen=listen,
         store=args.store,
         service_cidr=args.service_cidr,

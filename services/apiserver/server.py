@@ -15,6 +15,7 @@ import structlog
 from capstan import systemd
 from capstan.api.core.v1 import core_pb2
 from capstan.apierrors import AlreadyExistsError, InvalidError, NotFoundError
+from capstan.client import ClientTLS
 from capstan.grpc_server import GrpcServer, TLSConfig
 from capstan.machinery.kinds import KINDS
 from capstan.metrics import MetricsServer
@@ -43,6 +44,8 @@ class Config:
     service_cidr: str = "10.96.0.0/12"
     node_port_range: str = "30000-32767"
     tls: TLSConfig | None = None
+    # TLS (and mTLS) for the relays to kubelets' node API; None dials them in plaintext.
+    kubelet_tls: ClientTLS | None = None
     metrics_listen: str = "127.0.0.1:9090"
     bookmark_interval: float = 10.0
     # etcd only: compact history older than this (SQLite compacts itself).
@@ -80,7 +83,7 @@ class ApiServer:
                 admission=admission,
                 namespaces=namespaces,
             )
-        self.subresources = Subresources(self.registries)
+        self.subresources = Subresources(self.registries, kubelet_tls=config.kubelet_tls)
         handlers = [kind_handler(k, self.registries[k.kind], self.subresources) for k in kinds]
         handlers.append(version_handler(config.store))
         handlers.append(

@@ -22,6 +22,7 @@ from capstan.apierrors import (
     UnavailableError,
     from_rpc_error,
 )
+from capstan.client import ClientTLS
 from capstan.grpc_server import channel_options
 from capstan.machinery.kinds import Kind
 from capstan.machinery.labels import selector_from_map, selector_from_proto
@@ -49,9 +50,12 @@ def _set_condition(pod: Any, ctype: str, status: str, reason: str = "") -> None:
 
 
 class Subresources:
-    def __init__(self, registries: dict[str, Registry]) -> None:
+    def __init__(
+        self, registries: dict[str, Registry], *, kubelet_tls: ClientTLS | None = None
+    ) -> None:
         self.registries = registries
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._kubelet_credentials = kubelet_tls.credentials() if kubelet_tls else None
 
     async def close(self) -> None:
         for ch in self._channels.values():
@@ -197,7 +201,12 @@ class Subresources:
         target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         channel = self._channels.get(target)
         if channel is None:
-            channel = grpc.aio.insecure_channel(target, options=channel_options())
+            if self._kubelet_credentials is not None:
+                channel = grpc.aio.secure_channel(
+                    target, self._kubelet_credentials, options=channel_options()
+                )
+            else:
+                channel = grpc.aio.insecure_channel(target, options=channel_options())
             self._channels[target] = channel
         return channel
 
