@@ -88,6 +88,10 @@ class JobLoop:
         self.expectations = Expectations()
         self.control = PodControl(ctx.client, ctx.recorder)
         self._backoff: dict[str, _Backoff] = {}
+        # Jobs this loop marked Complete/Failed (key -> uid) whose update the informer has not
+        # delivered yet: a sync on the stale copy would see no active pods (just deleted) and
+        # start new ones for a finished Job.
+        self._finishing: dict[str, str] = {}
         self.controller = Controller("job", self.reconcile, workers=ctx.workers("job"))
         self.controller.watch(self.jobs)
         track_owned_pods(self.pods, "Job", self.controller, self.expectations)
@@ -97,10 +101,14 @@ class JobLoop:
         if cached is None:
             self.expectations.forget(key)
             self._backoff.pop(key, None)
+            self._finishing.pop(key, None)
             return None
         job = copy.deepcopy(cached)
         if is_finished(job) or job.metadata.HasField("deletion_timestamp"):
+            self._finishing.pop(key, None)
             return None
+        if self._finishing.get(key) == job.metadata.uid:
+            return None  # the finished Job's watch event syncs it again
         pods = await claim(
             job,
             selector_from_proto(job.spec.selector),
@@ -171,7 +179,9 @@ class JobLoop:
         status.succeeded = succeeded
         status.failed = failed
         status.ready = sum(1 for p in active if podutil.is_ready(p))
-        await write_status(self.client.jobs, cached, status)
+        written = await write_status(self.client.jobs, cached, status)
+        if written is not cached and is_finished(written):
+            self._finishing[key] = written.metadata.uid
         if error is not None:
             raise error
         return requeue

@@ -42,6 +42,12 @@ def parser() -> argparse.ArgumentParser:
     k.add_argument("--max-pods", type=int, default=110)
     k.add_argument("--sync-frequency", type=float, default=60.0, help="seconds")
     k.add_argument("--node-status-update-frequency", type=float, default=10.0)
+    k.add_argument(
+        "--node-lease-duration-seconds",
+        type=int,
+        default=40,
+        help="the node Lease's duration; the kubelet renews it every quarter of it",
+    )
     k.add_argument("--hollow", action="store_true", help="in-memory runtime (scale tests)")
     k.add_argument("--hollow-nodes", type=int, default=1)
     return p
@@ -57,6 +63,8 @@ def kubelet_config(args: argparse.Namespace, port: int, name: str = "") -> Kubel
             max_pods=args.max_pods,
             pod_cidr=args.pod_cidr,
             status_check_seconds=args.node_status_update_frequency,
+            lease_duration_seconds=args.node_lease_duration_seconds,
+            lease_seconds=args.node_lease_duration_seconds / 4,
         ),
         root_dir=Path(args.root_dir),
         cluster_dns=split_csv(args.cluster_dns),

@@ -95,7 +95,7 @@ async def delete_one(session: Session, kind: Kind, name: str, namespace: str) ->
     args = session.args
     rc = session.resource(kind)
     try:
-        await rc.delete(
+        deleted: Any = await rc.delete(
             name,
             namespace,
             grace_period_seconds=_grace(args),
@@ -113,15 +113,19 @@ async def delete_one(session: Session, kind: Kind, name: str, namespace: str) ->
     else:
         print(f'{kind.singular} "{name}" deleted', flush=True)
     if args.wait:
-        await _wait_gone(session, kind, name, namespace)
+        await _wait_gone(session, kind, name, namespace, deleted.metadata.uid)
 
 
-async def _wait_gone(session: Session, kind: Kind, name: str, namespace: str) -> None:
+async def _wait_gone(session: Session, kind: Kind, name: str, namespace: str, uid: str) -> None:
+    """Until the deleted object is gone: a controller may already have made a new one of the
+    same name (a StatefulSet's pod), which is another object, told apart by its uid."""
     rc = session.resource(kind)
     while True:
         try:
-            await rc.get(name, namespace)
+            obj: Any = await rc.get(name, namespace)
         except NotFoundError:
+            return
+        if obj.metadata.uid != uid:
             return
         await asyncio.sleep(0.5)
 
