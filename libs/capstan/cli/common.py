@@ -5,6 +5,7 @@ named in output (`deployment.apps/web`)."""
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -249,3 +250,15 @@ def format_api_error(err: ApiError) -> str:
     lines = [f"Error from server ({err.reason}): {message}"]
     lines.extend(f"* {v.field}: {v.description}" for v in err.violations)
     return "\n".join(lines)
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
+
+
+def duration_seconds(text: str) -> float:
+    """kubectl-style durations for flags like --timeout: 90s, 5m, 1h, 250ms or plain seconds."""
+    m = _DURATION.match(text.strip())
+    if not m:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r}: use e.g. 90s, 5m or 1h")
+    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[m.group(2) or "s"]
+    return float(m.group(1)) * scale

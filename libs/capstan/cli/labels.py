@@ -100,7 +100,11 @@ async def _change_one(
                 "been modified; please apply your changes to the latest version and try again"
             )
         what = qualified_name(kind, name)
-        past = "annotated" if args.verb == "annotate" else "labeled"
+        # kubectl's wording: "unlabeled" when a label command only removes.
+        if args.verb == "annotate":
+            past = "annotated"
+        else:
+            past = "labeled" if changes.set or not changes.remove else "unlabeled"
         new = apply_changes(dict(field), changes, args.overwrite)
         if new == dict(field):
             print(f"{what} not {past}", flush=True)

@@ -18,7 +18,14 @@ from google.protobuf import json_format
 
 from capstan.api.autoscaling.v1 import autoscaling_pb2
 from capstan.apierrors import ApiError, ConflictError
-from capstan.cli.common import CliError, Session, load_manifests, meta_of, parse_targets
+from capstan.cli.common import (
+    CliError,
+    Session,
+    duration_seconds,
+    load_manifests,
+    meta_of,
+    parse_targets,
+)
 from capstan.cli.common import qualified_name as qname
 from capstan.machinery.kinds import Kind, by_kind
 from capstan.machinery.manifests import dump_yaml, to_dict
@@ -86,7 +93,10 @@ def register(
         v.add_argument("resources", nargs="+", metavar="TYPE NAME | TYPE/NAME")
         if verb == "status":
             v.add_argument("-w", "--watch", action=argparse.BooleanOptionalAction, default=True)
-            v.add_argument("--timeout", type=float, default=0, help="seconds (0: no limit)")
+            v.add_argument(
+                "--timeout", type=duration_seconds, default=0,
+                help="how long to wait: 90s, 5m, 1h, or plain seconds (0: no limit)",
+            )  # fmt: skip
             v.add_argument("--revision", type=int, default=0)
         if verb in ("history", "undo"):
             v.add_argument(

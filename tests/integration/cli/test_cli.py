@@ -271,7 +271,7 @@ def test_label_and_annotate(capstan: Capstan) -> None:
     capstan.ok("label", "pod/box", "color=blue", "--overwrite", "-n", "lbl")
     col = capstan.ok("get", "pods", "-n", "lbl", "-L", "color").splitlines()
     assert col[0].split()[-1] == "COLOR" and col[1].split()[-1] == "blue"
-    capstan.ok("label", "pods", "box", "color-", "-n", "lbl")
+    assert capstan.ok("label", "pods", "box", "color-", "-n", "lbl") == "pod/box unlabeled\n"
     assert capstan.json("get", "pod", "box", "-n", "lbl")["metadata"]["labels"] == {"run": "box"}
 
     out = capstan.ok("annotate", "pods", "-l", "run=box", "owner=me", "-n", "lbl")

@@ -98,7 +98,7 @@ async def test_scale_and_rollout_verbs(
         assert 'deployment "web" successfully rolled out' in out
 
         await set_image(client, "busybox:2", "upgrade")
-        await capstan(server, tmp_path, "rollout", "status", "deployment/web", "--timeout", "30")
+        await capstan(server, tmp_path, "rollout", "status", "deployment/web", "--timeout", "30s")
         history = await capstan(server, tmp_path, "rollout", "history", "deployment/web")
         assert [line.split() for line in history.splitlines()[2:]] == [
             ["1", "initial"],

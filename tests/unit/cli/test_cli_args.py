@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from capstan.cli.apply import collect_data
-from capstan.cli.common import CliError, parse_targets
+from capstan.cli.common import CliError, duration_seconds, parse_targets
 from capstan.cli.config import resolve_settings
 from capstan.cli.labels import Changes, apply_changes, split_args
 from capstan.cli.main import build_parser, main
@@ -204,3 +204,17 @@ def test_unknown_flag_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> No
         main(["get", "pods", "--bogus"])
     assert exit_info.value.code == 2
     assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90", 90.0), ("90s", 90.0), ("2m", 120.0), ("1h", 3600.0), ("250ms", 0.25), ("1.5m", 90.0)],
+)
+def test_durations_read_like_kubectl(text: str, seconds: float) -> None:
+    assert duration_seconds(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "5x", "-1s", "m", "1 h"])
+def test_bad_durations_name_the_problem(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="invalid duration"):
+        duration_seconds(text)
