@@ -136,11 +136,6 @@ class TooManyRequestsError(ApiError):
     reason = "TooManyRequests"
 
 
-class RequestEntityTooLargeError(ApiError):
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
-    reason = "RequestEntityTooLarge"
-
-
 class UnavailableError(ApiError):
     code = grpc.StatusCode.UNAVAILABLE
     reason = "ServiceUnavailable"
@@ -172,7 +167,6 @@ _BY_REASON: dict[str, type[ApiError]] = {
         ForbiddenError,
         ExpiredError,
         TooManyRequestsError,
-        RequestEntityTooLargeError,
         UnavailableError,
         TimeoutError_,
         InternalError,
