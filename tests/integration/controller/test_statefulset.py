@@ -66,6 +66,9 @@ async def test_ordered_ready_identity_claims_and_scale_down(client: Client, ns: 
 
         await update(client.statefulsets, "db", ns, change)
         await eventually(lambda: all_ready(1))
+        # A pod stops counting as active when its deletion starts; its DELETED event comes
+        # once the (fake) kubelet confirms, so wait for both before checking the order.
+        await eventually(lambda: len(deleted_order) >= 2)
         assert deleted_order == [2, 1]
         # Claims outlive their pods.
         claims = {c.metadata.name for c in (await client.persistentvolumeclaims.list(ns)).items}
