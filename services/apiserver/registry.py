@@ -372,14 +372,11 @@ class Registry:
             try:
                 if self._deletion_complete(new):
                     return await self._remove(key, kv, new)
-                data = objects.encode_for_store(new)
-                written = await self.store.update(
-                    key, data, expected_mod_revision=kv.mod_revision, ttl_seconds=kind.ttl_seconds
-                )
+                stored = await self._replace(key, kv, new)
                 if not status_only:
                     for hook in self.admission:
                         await hook.updated(new, old)
-                return objects.stored_from(new, written.mod_revision)
+                return stored
             except (StoreConflict, KeyNotFoundError):
                 await _run_undos(undos)
                 if wanted_rv is not None:
@@ -453,13 +450,7 @@ class Registry:
             if _fingerprint(new, kind.has_status) != _fingerprint(old, kind.has_status):
                 new.metadata.generation = old.metadata.generation + 1
             try:
-                written = await self.store.update(
-                    key,
-                    objects.encode_for_store(new),
-                    expected_mod_revision=kv.mod_revision,
-                    ttl_seconds=kind.ttl_seconds,
-                )
-                return objects.stored_from(new, written.mod_revision)
+                return await self._replace(key, kv, new)
             except (StoreConflict, KeyNotFoundError):
                 if expected_rv is not None:
                     raise conflict(kind, name) from None
@@ -473,6 +464,17 @@ class Registry:
             and not self.strategy.blocks_deletion(obj)
             and meta.deletion_grace_period_seconds == 0
         )
+
+    async def _replace(self, key: str, kv: KeyValue, new: Any) -> Stored:
+        """Write new in place of the version kv was read at (compare-and-swap on its
+        revision; the store's ConflictError/KeyNotFoundError tell the caller to re-read)."""
+        written = await self.store.update(
+            key,
+            objects.encode_for_store(new),
+            expected_mod_revision=kv.mod_revision,
+            ttl_seconds=self.kind.ttl_seconds,
+        )
+        return objects.stored_from(new, written.mod_revision)
 
     async def _remove(self, key: str, kv: KeyValue, obj: Any) -> Stored:
         deleted = await self.store.delete(key, expected_mod_revision=kv.mod_revision)
@@ -523,13 +525,7 @@ class Registry:
                 if new == cur:
                     return objects.decode(kind, kv)
                 new.metadata.resource_version = ""
-                written = await self.store.update(
-                    key,
-                    objects.encode_for_store(new),
-                    expected_mod_revision=kv.mod_revision,
-                    ttl_seconds=kind.ttl_seconds,
-                )
-                return objects.stored_from(new, written.mod_revision)
+                return await self._replace(key, kv, new)
             except (StoreConflict, KeyNotFoundError):
                 continue
         raise conflict(kind, name)
