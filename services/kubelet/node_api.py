@@ -65,9 +65,12 @@ class NodeApi:
 
     # ------------------------------------------------------------------ plumbing
     def handler(self) -> grpc.GenericRpcHandler:
-        def server_stream(
-            fn: Callable[[Any, Context], AsyncIterator[Message]], req_type: type[Message]
-        ) -> grpc.RpcMethodHandler[Any, Any]:
+        def streaming(
+            fn: Callable[[Any, Context], AsyncIterator[Message]],
+        ) -> Callable[[Any, Context], AsyncIterator[bytes]]:
+            """One body for server-streaming and bidi methods: fn gets the request (or the
+            request iterator); every failure becomes its ApiError status."""
+
             async def handle(request: Any, context: Context) -> AsyncIterator[bytes]:
                 err: ApiError | None = None
                 try:
@@ -80,30 +83,21 @@ class NodeApi:
                         err.code, err.message, trailing_metadata=err.trailing_metadata()
                     )
 
+            return handle
+
+        def server_stream(
+            fn: Callable[[Any, Context], AsyncIterator[Message]], req_type: type[Message]
+        ) -> grpc.RpcMethodHandler[Any, Any]:
             return grpc.unary_stream_rpc_method_handler(
-                handle, request_deserializer=req_type.FromString
+                streaming(fn), request_deserializer=req_type.FromString
             )
 
         def bidi(
             fn: Callable[[AsyncIterator[Any], Context], AsyncIterator[Message]],
             req_type: type[Message],
         ) -> grpc.RpcMethodHandler[Any, Any]:
-            async def handle(
-                requests: AsyncIterator[Any], context: Context
-            ) -> AsyncIterator[bytes]:
-                err: ApiError | None = None
-                try:
-                    async for item in fn(requests, context):
-                        yield item.SerializeToString()
-                except Exception as e:
-                    err = _api_error(e)
-                if err is not None:
-                    await context.abort(
-                        err.code, err.message, trailing_metadata=err.trailing_metadata()
-                    )
-
             return grpc.stream_stream_rpc_method_handler(
-                handle, request_deserializer=req_type.FromString
+                streaming(fn), request_deserializer=req_type.FromString
             )
 
         return grpc.method_handlers_generic_handler(
