@@ -162,7 +162,7 @@ QUEUE = r"""
 # retried, never taken for an empty queue.
 WORKER = (
     "while true; do"
-    " item=$(wget -qO- http://queue:9000/) || { sleep 1; continue; };"
+    " item=$(wget -qO- http://queue:9000/ 2>/dev/null) || { sleep 1; continue; };"
     ' [ "$item" = EMPTY ] && exit 0;'
     ' echo "processed $item"; sleep 0.2;'
     " done"

@@ -300,12 +300,22 @@ async def test_delete_repair_restart_and_cleanup(env: Env) -> None:
     env.lab.iptables("-t", "nat", "-D", "OUTPUT", "-m", "comment", "--comment",
                      "capstan service portals", "-j", "CAPSTAN-SERVICES")  # fmt: skip
     await env.wait_rules(lambda s: ours(s) == ours(save), timeout=8)
-    got = await env.lab.probe(env.lab.node, "http", "127.0.0.1", METRICS, "/metrics")
-    metrics = {
-        line.split(" ")[0]: float(line.split(" ")[1])
-        for line in got["body"].splitlines()
-        if line and not line.startswith("#")
-    }
+
+    async def scrape() -> dict[str, float]:
+        got = await env.lab.probe(env.lab.node, "http", "127.0.0.1", METRICS, "/metrics")
+        return {
+            line.split(" ")[0]: float(line.split(" ")[1])
+            for line in got["body"].splitlines()
+            if line and not line.startswith("#")
+        }
+
+    # The resync counts its repair once its restore has returned, a moment after the rules
+    # are visible: scrape until the count shows (bounded).
+    deadline = time.monotonic() + 5
+    metrics = await scrape()
+    while metrics["capstan_proxy_chains_repaired_total"] < 1 and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        metrics = await scrape()
     assert metrics["capstan_proxy_chains_repaired_total"] >= 1
     assert metrics["capstan_proxy_sync_proxy_rules_last_timestamp_seconds"] > time.time() - 10
     assert metrics['capstan_proxy_sync_proxy_rules_duration_seconds_count{kind="partial"}'] >= 1
